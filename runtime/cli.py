@@ -1,0 +1,122 @@
+"""The ``rnnkit`` command: a click group whose subcommands load on demand.
+
+The root lives in the runtime so ``rnnkit --help`` and the runtime commands start without
+importing torch. ``train`` and ``export`` are imported only when run; on a base install they
+answer with one line naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from .errors import ConfigError, MissingDependencyError, RnnkitError
+
+# name → (module:attribute, short help). The help is here so listing commands imports nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("rnnkit.train.cli:train", "Train a model on a corpus (needs rnnkit[train])."),
+    "export": ("rnnkit.export.cli:export", "Export a checkpoint to one ONNX file (needs rnnkit[train])."),
+    "inspect": ("rnnkit.runtime.commands:inspect_cmd", "Show what an exported model is and holds."),
+    "generate": ("rnnkit.runtime.commands:generate", "Generate text from a language model."),
+    "classify": ("rnnkit.runtime.commands:classify", "Label texts with a classifier."),
+    "tag": ("rnnkit.runtime.commands:tag", "Tag the tokens of a text (and cut words)."),
+    "stream": ("rnnkit.runtime.commands:stream", "Run a model over stdin line by line, printing as it goes."),
+    "bench": ("rnnkit.runtime.commands:bench", "Measure a model's step latency and throughput here."),
+}
+_EXTRAS = {"torch": "train", "onnx": "train", "tqdm": "train"}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand runs."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands or name not in self.lazy:
+            return super().get_command(ctx, name)
+        target = self.lazy[name][0]
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            missing = (e.name or "").split(".")[0]
+            if missing not in _EXTRAS:
+                raise
+            return _needs_extra(name, missing, _EXTRAS[missing])
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][1]) for name in self.list_commands(ctx) if name in self.lazy]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as e:
+            raise click.UsageError(str(e), ctx) from e
+        except RnnkitError as e:
+            raise click.ClickException(str(e)) from e
+        except OSError as e:
+            raise click.ClickException(_os_error(e)) from e
+
+
+def _needs_extra(name: str, module: str, extra: str) -> click.Command:
+    def fail(**_: Any) -> None:
+        raise click.ClickException(
+            f"`rnnkit {name}` needs {module}, which is not installed: pip install 'rnnkit[{extra}]'"
+        )
+
+    return click.Command(
+        name, callback=fail, add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        help=f"Needs rnnkit[{extra}].",
+    )
+
+
+def _os_error(e: OSError) -> str:
+    where = f": {e.filename}" if e.filename else ""
+    return f"{e.strerror or e}{where}"
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rnnkit", prog_name="rnnkit")
+def cli() -> None:
+    """rnnkit — small recurrent text models for the edge.
+
+    Train an Embedding → RNN/GRU/LSTM → Linear model (rnnkit train), export it to one ONNX
+    file (rnnkit export), and run that file anywhere with numpy and onnxruntime.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point. Unexpected errors print one line; ``RNNKIT_DEBUG=1`` shows the traceback."""
+    try:
+        code = cli.main(args=argv, prog_name="rnnkit", standalone_mode=False)
+        if isinstance(code, int):  # click returns the code of ctx.exit() (e.g. after --help)
+            sys.exit(code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except MissingDependencyError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+    except Exception as e:  # a bug in rnnkit: still one line unless asked for more
+        if os.environ.get("RNNKIT_DEBUG"):
+            raise
+        click.echo(f"Error: internal error {type(e).__name__}: {e} (set RNNKIT_DEBUG=1 for the traceback)",
+                   err=True)
+        sys.exit(70)

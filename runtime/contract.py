@@ -1,0 +1,320 @@
+"""The ONNX contract: tensor names, metadata keys, their schemas, the format version.
+
+Defined once, here. ``rnnkit.export`` writes a model's metadata with :meth:`ModelSpec.to_metadata`
+and the runtime reads it back with :meth:`ModelSpec.from_metadata`; both validate. The prose
+version of this module is docs/FORMAT.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import FormatVersionError, MetadataError
+from .schema import schema_errors
+from .vocab import SPECIALS, Vocabulary, vocab_checksum
+
+__all__ = [
+    "CELLS",
+    "FORMAT_VERSION",
+    "INPUT_C0",
+    "INPUT_H0",
+    "INPUT_TOKENS",
+    "KEYS",
+    "OUTPUT_CN",
+    "OUTPUT_HN",
+    "OUTPUT_LOGITS",
+    "SCHEMAS",
+    "TAG_SCHEMES",
+    "TASKS",
+    "ModelSpec",
+]
+
+FORMAT_VERSION = 1
+PREFIX = "rnnkit."
+
+# Graph inputs and outputs. Shapes: tokens int64 [batch, seq]; h0/c0 float32
+# [layers, batch, hidden]; logits float32 [batch, seq, n_out]; hn/cn like h0.
+INPUT_TOKENS, INPUT_H0, INPUT_C0 = "tokens", "h0", "c0"
+OUTPUT_LOGITS, OUTPUT_HN, OUTPUT_CN = "logits", "hn", "cn"
+
+TASKS = ("lm", "classify", "tag")
+CELLS = ("rnn", "gru", "lstm")
+TAG_SCHEMES = ("none", "tags", "bmes")  # "bmes": B/M/E/S character tags that cut words
+
+# Caps on what a reader accepts, so a hostile file cannot make it allocate without bound.
+MAX_VALUE_BYTES = 32 * 1024 * 1024
+MAX_VOCAB = 2_000_000
+MAX_LABELS = 100_000
+MAX_TOKEN_CHARS = 512
+MAX_DIM = 1 << 16
+
+
+class KEYS:
+    """Metadata keys (ONNX ``metadata_props``; every value is a string)."""
+
+    FORMAT = PREFIX + "format"
+    TASK = PREFIX + "task"
+    CELL = PREFIX + "cell"
+    LAYERS = PREFIX + "layers"
+    HIDDEN = PREFIX + "hidden"
+    EMBED = PREFIX + "embed"
+    TOKENIZER = PREFIX + "tokenizer"
+    VOCAB = PREFIX + "vocab"
+    VOCAB_SHA256 = PREFIX + "vocab_sha256"
+    SPECIALS = PREFIX + "specials"
+    LABELS = PREFIX + "labels"
+    TAG_SCHEME = PREFIX + "tag_scheme"
+    QUANTIZATION = PREFIX + "quantization"
+    PROVENANCE = PREFIX + "provenance"
+    METRICS = PREFIX + "metrics"
+
+
+_INT = {"type": "string", "pattern": r"^[1-9][0-9]{0,5}$"}
+_JSON_OBJECT = {"type": "object"}
+
+# One schema per key. Plain strings are checked as strings; JSON values are parsed first.
+SCHEMAS: dict[str, dict[str, Any]] = {
+    KEYS.FORMAT: {"type": "string", "pattern": r"^[0-9]{1,6}$"},
+    KEYS.TASK: {"type": "string", "enum": list(TASKS)},
+    KEYS.CELL: {"type": "string", "enum": list(CELLS)},
+    KEYS.LAYERS: _INT,
+    KEYS.HIDDEN: _INT,
+    KEYS.EMBED: _INT,
+    KEYS.TOKENIZER: {
+        "type": "object",
+        "required": ["kind", "normalize", "lowercase", "keep_whitespace"],
+        "properties": {
+            "kind": {"enum": ["char", "word"]},
+            "normalize": {"enum": ["NFKC", "NFC", None]},
+            "lowercase": {"type": "boolean"},
+            "keep_whitespace": {"type": "boolean"},
+            "hmm": {"type": "boolean"},
+            "mode": {"enum": ["precise"]},
+            "jieba_version": {"type": "string", "maxLength": 64},
+        },
+        "additionalProperties": False,
+    },
+    KEYS.VOCAB: {
+        "type": "array",
+        "minItems": 5,
+        "maxItems": MAX_VOCAB,
+        "items": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_CHARS},
+    },
+    KEYS.VOCAB_SHA256: {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    KEYS.SPECIALS: {
+        "type": "object",
+        "required": list(SPECIALS),
+        "properties": {name: {"type": "integer", "enum": [i]} for i, name in enumerate(SPECIALS)},
+        "additionalProperties": False,
+    },
+    KEYS.LABELS: {
+        "type": "array",
+        "maxItems": MAX_LABELS,
+        "uniqueItems": True,
+        "items": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_CHARS},
+    },
+    KEYS.TAG_SCHEME: {"type": "string", "enum": list(TAG_SCHEMES)},
+    KEYS.QUANTIZATION: {
+        "type": "object",
+        "required": ["mode"],
+        "properties": {
+            "mode": {"enum": ["none", "int8"]},
+            "method": {"type": "string"},
+            "quantized_ops": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "not_quantized_ops": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "size_ratio": {"type": "number"},
+            "max_abs_diff": {"type": "number"},
+            "metric": {"type": "object"},
+        },
+    },
+    KEYS.PROVENANCE: {
+        "type": "object",
+        "required": ["rnnkit", "created"],
+        "properties": {"rnnkit": {"type": "string"}, "created": {"type": "string"}},
+    },
+    KEYS.METRICS: _JSON_OBJECT,
+}
+_JSON_KEYS = {KEYS.TOKENIZER, KEYS.VOCAB, KEYS.SPECIALS, KEYS.LABELS, KEYS.QUANTIZATION,
+              KEYS.PROVENANCE, KEYS.METRICS}
+REQUIRED = tuple(SCHEMAS)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything a runtime needs to know about a model besides its weights.
+
+    ``tokenizer`` is the tokenizer's ``to_config()`` dict; ``labels`` is empty for ``lm``.
+    """
+
+    task: str
+    cell: str
+    layers: int
+    hidden: int
+    embed: int
+    tokenizer: dict[str, Any]
+    vocab: Vocabulary
+    labels: tuple[str, ...] = ()
+    tag_scheme: str = "none"
+    quantization: dict[str, Any] = field(default_factory=lambda: {"mode": "none"})
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format: int = FORMAT_VERSION
+
+    @property
+    def n_out(self) -> int:
+        """Size of the logits' last axis: the vocabulary for ``lm``, else the labels."""
+        return len(self.vocab) if self.task == "lm" else len(self.labels)
+
+    @property
+    def state_names(self) -> tuple[tuple[str, str], ...]:
+        """(input, output) name pairs of the recurrent state."""
+        pairs = ((INPUT_H0, OUTPUT_HN),)
+        return (*pairs, (INPUT_C0, OUTPUT_CN)) if self.cell == "lstm" else pairs
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (INPUT_TOKENS, *(i for i, _ in self.state_names))
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return (OUTPUT_LOGITS, *(o for _, o in self.state_names))
+
+    def to_metadata(self) -> dict[str, str]:
+        """The ``metadata_props`` strings; validated exactly as a reader will."""
+        props = {
+            KEYS.FORMAT: str(self.format),
+            KEYS.TASK: self.task,
+            KEYS.CELL: self.cell,
+            KEYS.LAYERS: str(self.layers),
+            KEYS.HIDDEN: str(self.hidden),
+            KEYS.EMBED: str(self.embed),
+            KEYS.TOKENIZER: _dumps(self.tokenizer),
+            KEYS.VOCAB: self.vocab.to_json(),
+            KEYS.VOCAB_SHA256: self.vocab.checksum(),
+            KEYS.SPECIALS: _dumps({name: i for i, name in enumerate(SPECIALS)}),
+            KEYS.LABELS: _dumps(list(self.labels)),
+            KEYS.TAG_SCHEME: self.tag_scheme,
+            KEYS.QUANTIZATION: _dumps(self.quantization),
+            KEYS.PROVENANCE: _dumps(self.provenance),
+            KEYS.METRICS: _dumps(self.metrics),
+        }
+        ModelSpec.from_metadata(props)
+        return props
+
+    @classmethod
+    def from_metadata(cls, props: dict[str, str]) -> ModelSpec:
+        """Parse and validate ``metadata_props``; raise :class:`MetadataError` naming the key."""
+        if not any(k.startswith(PREFIX) for k in props):
+            raise MetadataError(
+                "this ONNX file has no rnnkit metadata; export models with `rnnkit export`",
+                KEYS.FORMAT,
+            )
+        _check_version(props.get(KEYS.FORMAT))
+        values: dict[str, Any] = {}
+        for key in REQUIRED:
+            if key not in props:
+                raise MetadataError(f"metadata key {key!r} is missing; re-export the model", key)
+            raw = props[key]
+            if not isinstance(raw, str):
+                raise MetadataError(f"metadata {key!r} must be a string, got {type(raw).__name__}", key)
+            if len(raw.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
+                raise MetadataError(f"metadata {key!r} is larger than {MAX_VALUE_BYTES} bytes", key)
+            value: Any = raw
+            if key in _JSON_KEYS:
+                try:
+                    value = json.loads(raw)
+                except (json.JSONDecodeError, RecursionError) as e:
+                    raise MetadataError(f"metadata {key!r} is not valid JSON ({e})", key) from e
+            errors = schema_errors(value, SCHEMAS[key])
+            if errors:
+                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                raise MetadataError(f"metadata {key!r} is invalid: {errors[0]}{more}", key)
+            values[key] = value
+
+        vocab = Vocabulary.from_json(props[KEYS.VOCAB])
+        if vocab_checksum(vocab.tokens) != values[KEYS.VOCAB_SHA256]:
+            raise MetadataError(
+                "the vocabulary does not match its checksum: the file was edited or corrupted",
+                KEYS.VOCAB_SHA256,
+            )
+        task, labels = values[KEYS.TASK], tuple(values[KEYS.LABELS])
+        scheme = values[KEYS.TAG_SCHEME]
+        if task == "lm" and labels:
+            raise MetadataError("an lm model must have no labels", KEYS.LABELS)
+        if task != "lm" and len(labels) < 2:
+            raise MetadataError(f"a {task} model needs at least 2 labels, got {len(labels)}", KEYS.LABELS)
+        if (task == "tag") != (scheme != "none"):
+            raise MetadataError(f"tag_scheme {scheme!r} does not fit task {task!r}", KEYS.TAG_SCHEME)
+        if scheme == "bmes" and set(labels) != {"B", "M", "E", "S"}:
+            raise MetadataError(f"a bmes tagger needs labels B, M, E, S, got {list(labels)}", KEYS.LABELS)
+        if values[KEYS.TOKENIZER]["kind"] == "word" and "jieba_version" not in values[KEYS.TOKENIZER]:
+            raise MetadataError("a word tokenizer must record its jieba_version", KEYS.TOKENIZER)
+        for key in (KEYS.LAYERS, KEYS.HIDDEN, KEYS.EMBED):
+            if int(values[key]) > MAX_DIM:
+                raise MetadataError(f"metadata {key!r} = {values[key]} is implausibly large", key)
+        return cls(
+            task=task,
+            cell=values[KEYS.CELL],
+            layers=int(values[KEYS.LAYERS]),
+            hidden=int(values[KEYS.HIDDEN]),
+            embed=int(values[KEYS.EMBED]),
+            tokenizer=values[KEYS.TOKENIZER],
+            vocab=vocab,
+            labels=labels,
+            tag_scheme=scheme,
+            quantization=values[KEYS.QUANTIZATION],
+            provenance=values[KEYS.PROVENANCE],
+            metrics=values[KEYS.METRICS],
+            format=int(values[KEYS.FORMAT]),
+        )
+
+    def check_graph(self, *, n_out: int | None, layers: int | None, hidden: int | None,
+                    vocab_rows: int | None = None) -> None:
+        """Check the metadata against the graph's static dimensions (``None`` = unknown)."""
+        checks = (
+            (n_out, self.n_out, KEYS.VOCAB if self.task == "lm" else KEYS.LABELS,
+             "the logits' last axis", "vocabulary size" if self.task == "lm" else "label count"),
+            (layers, self.layers, KEYS.LAYERS, "the state's layer axis", "layers"),
+            (hidden, self.hidden, KEYS.HIDDEN, "the state's hidden axis", "hidden"),
+            (vocab_rows, len(self.vocab), KEYS.VOCAB, "the embedding rows", "vocabulary size"),
+        )
+        for actual, expected, key, what, name in checks:
+            if actual is not None and actual != expected:
+                raise MetadataError(
+                    f"inconsistent model: {what} is {actual} but the metadata's {name} is "
+                    f"{expected}; re-export the model",
+                    key,
+                )
+
+
+def _check_version(raw: Any) -> None:
+    if raw is None:
+        raise MetadataError(f"metadata key {KEYS.FORMAT!r} is missing; re-export the model", KEYS.FORMAT)
+    if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 6:
+        raise MetadataError(f"metadata {KEYS.FORMAT!r} must be an integer, got {str(raw)[:20]!r}",
+                            KEYS.FORMAT)
+    version = int(raw)
+    if version > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"model format {version} is newer than this rnnkit reads ({FORMAT_VERSION}): "
+            "upgrade rnnkit",
+            KEYS.FORMAT,
+        )
+    if version < 1:
+        raise FormatVersionError(f"unknown model format {version}; re-export the model", KEYS.FORMAT)
+
+
+def rnnkit_version() -> str:
+    """The installed rnnkit's version (recorded in checkpoints and model provenance)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rnnkit")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,122 @@
+"""The exceptions rnnkit raises.
+
+Every error the library raises on bad input is a subclass of :class:`RnnkitError`; the ones
+that are about a bad value are also :class:`ValueError`, so ``except ValueError`` keeps
+working for callers that do not know rnnkit. Messages are one line: what was wrong, then
+what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "ExportError",
+    "FormatVersionError",
+    "InputError",
+    "MetadataError",
+    "MissingDependencyError",
+    "ModelFileError",
+    "ModelNotFoundError",
+    "ParityError",
+    "ProviderError",
+    "QuantizationError",
+    "RnnkitError",
+    "RnnkitWarning",
+    "StateError",
+    "TaskError",
+    "WriteError",
+]
+
+
+class RnnkitError(Exception):
+    """Base class of every error rnnkit raises on purpose."""
+
+
+class RnnkitWarning(UserWarning):
+    """Category of the warnings rnnkit emits (filter it with ``warnings.filterwarnings``)."""
+
+
+class ConfigError(RnnkitError, ValueError):
+    """An option or argument has a value rnnkit cannot use."""
+
+
+class MissingDependencyError(RnnkitError, ImportError):
+    """An optional dependency (torch, onnx, matplotlib, onnxruntime-gpu…) is not installed."""
+
+
+class ModelFileError(RnnkitError, ValueError):
+    """A model file cannot be read: not ONNX, truncated, unsafe, or not made by rnnkit."""
+
+
+class ModelNotFoundError(ModelFileError, FileNotFoundError):
+    """The model file does not exist."""
+
+
+class MetadataError(RnnkitError, ValueError):
+    """A model's rnnkit metadata is missing, malformed or inconsistent.
+
+    ``key`` names the offending metadata key (``None`` when the problem spans keys).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class FormatVersionError(MetadataError):
+    """The model was written in a format version this rnnkit does not know."""
+
+
+class DataError(RnnkitError, ValueError):
+    """Training data is malformed. ``path`` and ``line`` say where, when known."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+
+
+class CheckpointError(RnnkitError, ValueError):
+    """A training checkpoint is missing, truncated, unsafe or of an unknown version."""
+
+
+class ExportError(RnnkitError):
+    """Exporting a checkpoint to ONNX failed; nothing was written at the target."""
+
+
+class ParityError(ExportError, ValueError):
+    """ONNX Runtime and torch disagree beyond the tolerance.
+
+    ``mismatches`` lists every failing comparison as a dict (case, output, shape, max_abs_diff).
+    """
+
+    def __init__(self, message: str, mismatches: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.mismatches = list(mismatches or [])
+
+
+class QuantizationError(ExportError, ValueError):
+    """int8 quantization was refused (the task metric dropped too far) or failed."""
+
+
+class ProviderError(RnnkitError):
+    """The requested onnxruntime execution provider cannot run here."""
+
+
+class InputError(RnnkitError, ValueError):
+    """A text, token id or argument given to a model call cannot be used (e.g. an empty text)."""
+
+
+class TaskError(RnnkitError, ValueError):
+    """The call does not fit the model's task (e.g. ``generate`` on a classifier)."""
+
+
+class StateError(RnnkitError, ValueError):
+    """A recurrent state or stream snapshot does not belong to this model or is corrupt."""
+
+
+class WriteError(RnnkitError, OSError):
+    """An output (checkpoint, model, report) could not be written; nothing was replaced."""

@@ -1,0 +1,36 @@
+"""Shared test helpers. Tests make their own tiny data and models; nothing is downloaded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code: str, *, block: tuple[str, ...] = (), timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter where the modules in ``block`` cannot be imported."""
+    prelude = textwrap.dedent(
+        f"""
+        import sys
+        class _Block:
+            names = {set(block)!r}
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in self.names:
+                    raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        sys.meta_path.insert(0, _Block())
+        """
+    )
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )
+
+
+@pytest.fixture
+def fresh_python():
+    return run_python
