@@ -1,0 +1,117 @@
+"""Losses and metrics for the three tasks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from rnnkit.runtime.tagging import bmes_spans
+
+from .batches import IGNORE, Batch, LMStream, SequenceSet
+from .model import RNNModel, State, detach_state
+
+__all__ = ["batch_loss", "evaluate", "primary_metric", "word_prf"]
+
+
+def primary_metric(task: str, tag_scheme: str) -> tuple[str, bool]:
+    """The validation metric that picks the best model, and whether higher is better."""
+    if task == "lm":
+        return "loss", False
+    if task == "tag" and tag_scheme == "bmes":
+        return "word_f1", True
+    return "accuracy", True
+
+
+def batch_loss(model: RNNModel, batch: Batch, task: str, state: State | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor, State]:
+    """Mean loss over the batch's real targets; returns (loss, logits, state)."""
+    logits, state = model(batch.tokens, state)  # (B, T, n_out)
+    if task == "classify":
+        last = logits[torch.arange(logits.shape[0]), batch.lengths.to(logits.device) - 1]  # (B, C)
+        return F.cross_entropy(last, batch.targets), last, state
+    loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE)
+    return loss, logits, state
+
+
+@torch.no_grad()
+def evaluate(model: RNNModel, data: LMStream | SequenceSet, task: str, *, tag_scheme: str = "none",
+             labels: list[str] | None = None, batch_size: int = 64,
+             device: torch.device | str = "cpu") -> dict[str, float]:
+    """Loss and the task's metrics on ``data`` (model in eval mode; no RNG is used)."""
+    was_training = model.training
+    model.eval()
+    try:
+        if isinstance(data, LMStream):
+            return _evaluate_lm(model, data, device)
+        return _evaluate_sequences(model, data, task, tag_scheme, labels or [], batch_size, device)
+    finally:
+        model.train(was_training)
+
+
+def _evaluate_lm(model: RNNModel, data: LMStream, device) -> dict[str, float]:
+    total, count, state = 0.0, 0, None
+    for batch in data.batches():
+        logits, state = model(batch.tokens.to(device), state)
+        state = detach_state(state)
+        total += F.cross_entropy(logits.flatten(0, 1), batch.targets.to(device).flatten(),
+                                 reduction="sum").item()
+        count += batch.targets.numel()
+    loss = total / max(count, 1)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": count}
+
+
+def _evaluate_sequences(model, data: SequenceSet, task, tag_scheme, labels, batch_size, device):
+    total, count, correct = 0.0, 0, 0
+    gold_spans: list[set] = []
+    pred_spans: list[set] = []
+    confusion = torch.zeros(max(len(labels), 1), max(len(labels), 1), dtype=torch.long)
+    for indices in data.order(batch_size, 0, 0, shuffle=False):
+        batch = data.batch(indices)
+        batch.tokens, batch.targets = batch.tokens.to(device), batch.targets.to(device)
+        loss, logits, _ = batch_loss(model, batch, task)
+        pred = logits.argmax(-1)
+        if task == "classify":
+            n = len(indices)
+            correct += int((pred == batch.targets).sum())
+            for g, p in zip(batch.targets.tolist(), pred.tolist()):
+                confusion[g, p] += 1
+        else:
+            mask = batch.targets != IGNORE
+            n = int(mask.sum())
+            correct += int(((pred == batch.targets) & mask).sum())
+            if tag_scheme == "bmes":
+                for row, length in enumerate(batch.lengths.tolist()):
+                    gold_spans.append(set(bmes_spans([labels[i] for i in batch.targets[row, :length].tolist()])))
+                    pred_spans.append(set(bmes_spans([labels[i] for i in pred[row, :length].tolist()])))
+        total += loss.item() * n
+        count += n
+    metrics = {"loss": total / max(count, 1), "accuracy": correct / max(count, 1), "count": count}
+    if task == "classify":
+        metrics["macro_f1"] = _macro_f1(confusion)
+    if tag_scheme == "bmes":
+        p, r, f = word_prf(gold_spans, pred_spans)
+        metrics.update(word_precision=p, word_recall=r, word_f1=f)
+    return metrics
+
+
+def word_prf(gold: Iterable[set], pred: Iterable[set]) -> tuple[float, float, float]:
+    """Precision, recall and F1 of predicted word spans against gold spans (per sentence sets)."""
+    hit = n_gold = n_pred = 0
+    for g, p in zip(gold, pred):
+        hit += len(g & p)
+        n_gold += len(g)
+        n_pred += len(p)
+    precision = hit / n_pred if n_pred else 0.0
+    recall = hit / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def _macro_f1(confusion: torch.Tensor) -> float:
+    tp = confusion.diag().double()
+    precision = tp / confusion.sum(0).double().clamp(min=1)
+    recall = tp / confusion.sum(1).double().clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    return float(f1.mean())

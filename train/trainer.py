@@ -1,0 +1,347 @@
+"""The training loop: AdamW, clipping, warmup + cosine schedule, early stopping, resume."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rnnkit.runtime.errors import CheckpointError, ConfigError
+from rnnkit.runtime.tokenizers import CharTokenizer, Tokenizer, WordTokenizer
+from rnnkit.runtime.vocab import Vocabulary
+
+from .batches import LMStream, SequenceSet, encode_split, tokenize_examples
+from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import Dataset, load_data, split_examples
+from .evaluate import batch_loss, evaluate, primary_metric
+from .model import ModelConfig, RNNModel, detach_state
+from .report import plot_loss, write_metrics
+
+__all__ = ["TrainResult", "train"]
+
+log = logging.getLogger(__name__)
+# Options that may differ between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = {"device", "threads"}
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    checkpoint: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    split: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) -> TrainResult:
+    """Train a model as ``config`` says; write ``checkpoint.pt`` (best) and ``last.pt`` to ``config.out``.
+
+    With ``resume=True`` the run continues from ``out/last.pt`` and ends where an uninterrupted
+    run with the same config would have ended, bit for bit on CPU.
+
+    >>> cfg = TrainConfig(task="tag", data="builtin:hello", out="runs/hello", epochs=50)
+    >>> train(cfg).metrics["valid"]["accuracy"]  # doctest: +SKIP
+    1.0
+    """
+    out = Path(config.out)
+    state = None
+    if resume:
+        state = load_checkpoint(out, name=LAST_NAME)
+        config = _resumed_config(config, state)
+        if state["progress"].get("done"):
+            log.info("the run in %s already finished; nothing to resume", out)
+            return _result_from(out, load_checkpoint(out))
+    elif (out / LAST_NAME).exists():
+        raise ConfigError(f"{out} already holds a training run: pass --resume to continue it, "
+                          "or choose another --out")
+    return _Run(config, state, progress).run()
+
+
+class _Run:
+    def __init__(self, config: TrainConfig, resumed: dict | None, progress: bool) -> None:
+        self.config = c = config
+        self.out = Path(c.out)
+        self.progress_bar = progress
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        self.device = _device(c.device)
+        started = time.perf_counter()
+        self.dataset = load_data(c.data, c.task, skip_bad=c.skip_bad, whole_file=c.whole_file,
+                                 limit=c.limit, seed=c.seed)
+        if resumed and resumed["data"]["fingerprint"] != self.dataset.fingerprint:
+            raise CheckpointError(f"the data {c.data} changed since the interrupted run; "
+                                  "resume with the same data or start a new --out")
+        self.tokenizer = _tokenizer(c, self.dataset)
+        self.split = split_examples(self.dataset.examples, c.task, seed=c.seed,
+                                    valid=c.valid_fraction, test=c.test_fraction)
+        train_items, valid_items, test_items = (tokenize_examples(part, c.task, self.tokenizer) for part in
+                                                (self.split.train, self.split.valid, self.split.test))
+        if resumed:
+            self.vocab = Vocabulary(resumed["vocab"])
+        else:
+            docs = train_items if c.task == "lm" else [tokens for tokens, _ in train_items]
+            self.vocab = Vocabulary.build(docs, min_freq=c.min_freq, max_size=c.max_vocab)
+        self.labels = list(resumed["labels"]) if resumed else self.dataset.labels
+        self.train_data, self.valid_data, self.test_data = (
+            self._encode(items, name) for items, name in
+            ((train_items, "train"), (valid_items, "validation"), (test_items, "test")))
+        log.info("data ready in %.1fs: %s", time.perf_counter() - started, self.split.summary())
+
+        torch.manual_seed(c.seed)
+        n_out = len(self.vocab) if c.task == "lm" else len(self.labels)
+        self.model_config = ModelConfig(cell=c.cell, vocab_size=len(self.vocab), n_out=n_out,
+                                        embed=c.embed, hidden=c.hidden, layers=c.layers,
+                                        dropout=c.dropout, tie_weights=c.tie_weights)
+        self.model = RNNModel(self.model_config).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        self.steps_per_epoch = (len(self.train_data) if c.task == "lm"
+                                else self.train_data.n_batches(c.batch_size))
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"the training split of {c.data} is too small to make one batch")
+        self.planned = c.epochs * self.steps_per_epoch
+        if c.max_steps:
+            self.planned = min(self.planned, c.max_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.metric_name, self.higher_is_better = primary_metric(c.task, self.dataset.tag_scheme)
+        self.pos = {"epoch": 0, "batch": 0, "step": 0, "tokens": 0, "seconds": 0.0,
+                    "best": None, "best_epoch": None, "bad_epochs": 0, "done": False}
+        self.history: list[dict[str, Any]] = []
+        self.carry = None
+        if resumed:
+            self._restore(resumed)
+
+    # -- data -------------------------------------------------------------------------------
+    def _encode(self, items: list, name: str) -> LMStream | SequenceSet:
+        c = self.config
+        data, dropped = encode_split(items, c.task, self.vocab, self.labels, max_len=c.max_len, bptt=c.bptt,
+                                     batch_size=c.batch_size if name == "train" else 10)
+        if dropped:
+            log.warning("%d %s examples had no tokens or an unknown label and were left out", dropped, name)
+        if len(data) == 0 and c.task != "lm":
+            raise ConfigError(f"no usable {name} examples in {c.data}")
+        return data
+
+    # -- loop -------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        c, pos = self.config, self.pos
+        bar = _progress_bar(self.planned, pos["step"], enabled=self.progress_bar)
+        smoothed = None
+        try:
+            while pos["epoch"] < c.epochs and not pos["done"]:
+                epoch_start = time.perf_counter()
+                self.model.train()
+                losses = []
+                for batch in self._epoch_batches(pos["epoch"], pos["batch"]):
+                    loss = self._step(batch)
+                    losses.append(loss)
+                    pos["batch"] += 1
+                    smoothed = loss if smoothed is None else 0.9 * smoothed + 0.1 * loss
+                    bar.update(1)
+                    elapsed = pos["seconds"] + time.perf_counter() - epoch_start
+                    bar.set_postfix(epoch=pos["epoch"] + 1, loss=f"{smoothed:.3f}",
+                                    tok_s=f"{pos['tokens'] / max(elapsed, 1e-9):,.0f}")
+                    if pos["step"] >= self.planned:
+                        break
+                    if pos["step"] % c.save_every == 0:
+                        pos["seconds"] += time.perf_counter() - epoch_start
+                        epoch_start = time.perf_counter()
+                        self._save_last()
+                pos["seconds"] += time.perf_counter() - epoch_start
+                self._end_epoch(losses)
+        finally:
+            bar.close()
+        return self._finish()
+
+    def _epoch_batches(self, epoch: int, start: int):
+        c = self.config
+        if c.task == "lm":
+            if start == 0:
+                self.carry = None
+            yield from self.train_data.batches(start)
+            return
+        order = self.train_data.order(c.batch_size, c.seed, epoch)
+        for indices in order[start:]:
+            yield self.train_data.batch(indices)
+
+    def _step(self, batch) -> float:
+        c, dev = self.config, self.device
+        batch.tokens, batch.targets = batch.tokens.to(dev), batch.targets.to(dev)
+        loss, _, state = batch_loss(self.model, batch, c.task, self.carry)
+        if c.task == "lm":
+            self.carry = detach_state(state)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.pos["step"] += 1
+        self.pos["tokens"] += batch.n_tokens
+        return loss.item()
+
+    def _end_epoch(self, losses: list[float]) -> None:
+        c, pos = self.config, self.pos
+        valid = self._evaluate(self.valid_data)
+        value = valid[self.metric_name]
+        record = {"epoch": pos["epoch"] + 1, "step": pos["step"], "tokens": pos["tokens"],
+                  "seconds": round(pos["seconds"], 3), "lr": self.scheduler.get_last_lr()[0],
+                  "train_loss": sum(losses) / len(losses) if losses else float("nan"),
+                  "valid_loss": valid["loss"], "valid_metric": value,
+                  "tokens_per_second": pos["tokens"] / max(pos["seconds"], 1e-9), "valid": valid}
+        self.history.append(record)
+        # Ties on the metric (common on small data) are broken by the validation loss.
+        key = (value if self.higher_is_better else -value, -valid["loss"])
+        best = pos["best"]
+        improved = best is None or key > tuple(best)
+        log.info("epoch %d: train loss %.4f, valid %s %.4f%s", pos["epoch"] + 1, record["train_loss"],
+                 self.metric_name, value, " (best)" if improved else "")
+        if improved:
+            pos.update(best=list(key), best_epoch=pos["epoch"] + 1, bad_epochs=0)
+            save_checkpoint(self._payload(best=True, metrics={"valid": valid}), self.out / BEST_NAME)
+        else:
+            pos["bad_epochs"] += 1
+        pos["epoch"] += 1
+        pos["batch"] = 0
+        stop_early = c.patience and pos["bad_epochs"] >= c.patience
+        if stop_early:
+            log.info("no improvement for %d epochs: stopping early", c.patience)
+        if stop_early or pos["step"] >= self.planned or pos["epoch"] >= c.epochs:
+            pos["done"] = True
+        self._write_reports()
+        self._save_last()
+
+    def _evaluate(self, data) -> dict[str, float]:
+        return evaluate(self.model, data, self.config.task, tag_scheme=self.dataset.tag_scheme,
+                        labels=self.labels, device=self.device)
+
+    def _finish(self) -> TrainResult:
+        best = load_checkpoint(self.out)
+        self.model.load_state_dict(best["model"])
+        test = self._evaluate(self.test_data)
+        metrics = {**best["metrics"], "test": test, "best_epoch": self.pos["best_epoch"],
+                   "train_seconds": round(self.pos["seconds"], 3), "train_tokens": self.pos["tokens"],
+                   "tokens_per_second": self.pos["tokens"] / max(self.pos["seconds"], 1e-9)}
+        best["metrics"] = metrics
+        best["history"] = self.history
+        save_checkpoint({k: v for k, v in best.items() if k not in _HEADER}, self.out / BEST_NAME)
+        files = self._write_reports(metrics)
+        return TrainResult(self.out, self.out / BEST_NAME, metrics, self.history, self.split.summary(), files)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _payload(self, *, best: bool, metrics: dict | None = None) -> dict[str, Any]:
+        c = self.config
+        payload = {
+            "task": c.task, "tag_scheme": self.dataset.tag_scheme,
+            "model_config": self.model_config.to_dict(), "train_config": c.to_dict(),
+            "tokenizer": self.tokenizer.to_config(), "vocab": self.vocab.tokens, "labels": self.labels,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "progress": dict(self.pos), "history": self.history, "metrics": metrics or {},
+            "split": self.split.summary(),
+            "data": {"source": c.data, "fingerprint": self.dataset.fingerprint,
+                     "skipped": self.dataset.skipped},
+        }
+        if best:
+            payload["valid_sample"] = _plain(self.split.valid[: c.valid_sample])
+        else:
+            payload.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                           rng={"torch": torch.get_rng_state()},
+                           carry=None if self.carry is None else _to_cpu(self.carry))
+        return payload
+
+    def _save_last(self) -> None:
+        save_checkpoint(self._payload(best=False), self.out / LAST_NAME)
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            torch.set_rng_state(ckpt["rng"]["torch"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(f"{self.out / LAST_NAME} cannot be resumed: {e}") from e
+        self.pos.update(ckpt["progress"])
+        self.history = list(ckpt["history"])
+        carry = ckpt.get("carry")
+        self.carry = None if carry is None else _to_device(carry, self.device)
+        log.info("resuming at epoch %d, batch %d (step %d)", self.pos["epoch"] + 1, self.pos["batch"],
+                 self.pos["step"])
+
+    def _write_reports(self, final: dict | None = None) -> dict[str, Path]:
+        summary = {"config": self.config.to_dict(), "split": self.split.summary(),
+                   "metric": self.metric_name, "final": final or {}}
+        files = write_metrics(self.out, self.history, summary)
+        if final is not None:
+            plot = plot_loss(self.out, self.history, f"{self.config.task} · {self.config.cell} · {self.config.data}")
+            if plot:
+                files["loss_png"] = plot
+        return files
+
+    def _lr_factor(self, step: int) -> float:
+        warm = int(self.config.warmup * self.planned)
+        if step < warm:
+            return (step + 1) / warm
+        done = min(1.0, (step - warm) / max(1, self.planned - warm))
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * done))
+
+
+_HEADER = ("rnnkit_checkpoint", "rnnkit", "torch", "created")
+
+
+def _resumed_config(given: TrainConfig, ckpt: dict[str, Any]) -> TrainConfig:
+    stored = TrainConfig.from_dict(ckpt["train_config"])
+    changed = [k for k, v in given.to_dict().items()
+               if k not in _RESUMABLE_CHANGES and v != getattr(stored, k)]
+    if changed:
+        raise ConfigError(f"--resume must use the interrupted run's options; these differ: {', '.join(changed)}")
+    return TrainConfig.from_dict({**stored.to_dict(), "device": given.device, "threads": given.threads})
+
+
+def _result_from(out: Path, best: dict[str, Any]) -> TrainResult:
+    return TrainResult(out, out / BEST_NAME, best.get("metrics", {}), best.get("history", []),
+                       best.get("split", {}))
+
+
+def _tokenizer(c: TrainConfig, dataset: Dataset) -> Tokenizer:
+    level = c.level
+    if c.task == "tag" and dataset.level_hint:
+        if level and level != dataset.level_hint:
+            raise ConfigError(f"{c.data} is tagged per {dataset.level_hint}; drop --level {level} "
+                              f"or use --level {dataset.level_hint}")
+        level = dataset.level_hint
+    common = {"normalize": c.normalize, "lowercase": c.lowercase}
+    return WordTokenizer(hmm=c.hmm, **common) if level == "word" else CharTokenizer(**common)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+def _progress_bar(total: int, initial: int, *, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True,
+                desc="training", leave=True)
+
+
+def _plain(examples: list) -> list:
+    """Examples as lists of plain values (tuples become lists) for a weights-only checkpoint."""
+    return [list(e) if isinstance(e, tuple) else e for e in examples]
+
+
+def _to_cpu(state):
+    return tuple(s.cpu() for s in state) if isinstance(state, tuple) else state.cpu()
+
+
+def _to_device(state, device):
+    if isinstance(state, (tuple, list)):
+        return tuple(s.to(device) for s in state)
+    return state.to(device)
