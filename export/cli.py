@@ -1,0 +1,64 @@
+"""``rnnkit export``."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import click
+
+from .exporter import export_onnx
+from .graph import DEFAULT_OPSET
+
+__all__ = ["export"]
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the .onnx file.")
+@click.option("--opset", type=click.IntRange(14), default=DEFAULT_OPSET, show_default=True, help="ONNX opset.")
+@click.option("--atol", type=click.FloatRange(0, min_open=True), default=1e-5, show_default=True,
+              help="Largest |torch − onnxruntime| allowed by the parity gate.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Write an int8 model (onnxruntime dynamic quantization).")
+@click.option("--max-drop", type=click.FloatRange(0), default=0.01, show_default=True,
+              help="int8: refuse when the validation metric drops by more than this (relative).")
+@click.option("--skip-parity", is_flag=True, help="Do not compare with torch (warns).")
+@click.option("--force", is_flag=True, help="Replace an existing file at --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the export report as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every parity comparison.")
+def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | None, max_drop: float,
+           skip_parity: bool, force: bool, as_json: bool, verbose: bool) -> None:
+    """Export CHECKPOINT (a checkpoint.pt or a training folder) to one ONNX file.
+
+    The graph takes tokens [batch, seq] and the recurrent state, and returns logits and the
+    new state, so one file serves whole texts and token-by-token streams. Everything needed
+    to use it (tokenizer, vocabulary, labels, architecture) is stored in its metadata. The
+    file is written only after onnx.checker and the torch/onnxruntime parity gate pass.
+
+    \b
+    Example:
+      rnnkit export runs/hello --out hello.onnx
+      rnnkit export runs/sentiment --out sentiment.int8.onnx --quantize int8
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    report = export_onnx(checkpoint, out, opset=opset, atol=atol, quantize=quantize, max_drop=max_drop,
+                         skip_parity=skip_parity, overwrite=force)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"wrote {report.path} ({report.size_bytes / 1024:.1f} KiB, {report.spec.task}, "
+               f"{report.spec.cell} × {report.spec.layers}) in {report.seconds:.1f}s")
+    if report.parity:
+        click.echo(f"parity: {len(report.parity.cases)} comparisons, max |Δ| {report.parity.max_abs_diff:.2e} "
+                   f"≤ {atol:g}")
+    q = report.quantization
+    if q:
+        done = ", ".join(f"{op} ×{n}" for op, n in q["quantized_ops"].items()) or "nothing"
+        click.echo(f"int8: quantized {done}; size ×{q['size_ratio']:.2f}; max |Δ| vs torch {q['max_abs_diff']:.2e}")
+        if q.get("not_quantized_ops"):
+            click.echo(f"int8: {', '.join(q['not_quantized_ops'])} stays fp32 (onnxruntime has no int8 kernel for it)")
+        if "metric" in q:
+            m = q["metric"]
+            click.echo(f"int8: validation {m['name']} {m['fp32']:.4f} → {m['int8']:.4f} "
+                       f"({100 * m['relative_drop']:+.2f}% drop)")

@@ -1,0 +1,133 @@
+"""Trace a trained model into the ONNX graph of the contract, and stamp its metadata.
+
+The exporter is torch's TorchScript one (``dynamo=False``): with torch 2.13 the dynamo
+exporter froze the sequence axis of GRU/LSTM graphs, while TorchScript emits native
+``RNN``/``GRU``/``LSTM`` ops whose batch and sequence axes stay dynamic. The parity suite
+(tests/test_export_parity.py) is what keeps this choice honest.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import warnings
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from rnnkit.runtime.contract import (
+    INPUT_C0,
+    INPUT_H0,
+    INPUT_TOKENS,
+    OUTPUT_CN,
+    OUTPUT_HN,
+    OUTPUT_LOGITS,
+    ModelSpec,
+    rnnkit_version,
+)
+from rnnkit.runtime.errors import ExportError, MetadataError
+from rnnkit.train.model import RNNModel
+from torch import nn
+
+__all__ = ["DEFAULT_OPSET", "GraphModule", "spec_from_checkpoint", "stamp_metadata", "trace_to_onnx"]
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 14
+_EMBEDDING = "model.embedding.weight"
+
+
+class GraphModule(nn.Module):
+    """The model with the state as explicit tensors: (tokens, h0[, c0]) → (logits, hn[, cn])."""
+
+    def __init__(self, model: RNNModel) -> None:
+        super().__init__()
+        self.model = model
+        self.lstm = model.config.cell == "lstm"
+
+    def forward(self, tokens: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None = None):
+        state = (h0, c0) if self.lstm else h0  # (L, B, H)
+        logits, state = self.model(tokens, state)  # (B, T, n_out)
+        return (logits, *state) if self.lstm else (logits, state)
+
+
+def trace_to_onnx(model: RNNModel, path: Path, *, opset: int = DEFAULT_OPSET) -> None:
+    """Export ``model`` (eval mode) to ``path`` with dynamic batch and sequence axes."""
+    if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise ExportError(f"opset {opset} is not supported; use {MIN_OPSET}..{onnx.defs.onnx_opset_version()}")
+    c = model.config
+    lstm = c.cell == "lstm"
+    graph = GraphModule(model.eval().cpu()).eval()
+    # batch > 1 and seq > 1 in the example, so neither axis can be specialised to 1
+    tokens = torch.randint(0, c.vocab_size, (3, 5))  # (B, T)
+    h0 = torch.zeros(c.layers, 3, c.hidden)  # (L, B, H)
+    args = (tokens, h0, torch.zeros_like(h0)) if lstm else (tokens, h0)
+    inputs = [INPUT_TOKENS, INPUT_H0] + ([INPUT_C0] if lstm else [])
+    outputs = [OUTPUT_LOGITS, OUTPUT_HN] + ([OUTPUT_CN] if lstm else [])
+    seq_axes = {0: "batch", 1: "seq"}
+    dynamic = {INPUT_TOKENS: seq_axes, OUTPUT_LOGITS: seq_axes}
+    dynamic.update({name: {1: "batch"} for name in inputs[1:] + outputs[1:]})
+    with warnings.catch_warnings():
+        # The TorchScript exporter warns that it is legacy and that RNN tracing converts
+        # tensors to bools; neither applies to this fixed-shape-free graph (parity proves it).
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(
+                graph, args, str(path), input_names=inputs, output_names=outputs,
+                dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True,
+            )
+        except Exception as e:  # torch raises many types here; the message is what matters
+            raise ExportError(f"torch.onnx.export failed: {str(e).splitlines()[0][:300]}") from e
+
+
+def spec_from_checkpoint(ckpt: dict[str, Any], *, quantization: dict | None = None) -> ModelSpec:
+    """The metadata of the model in ``ckpt``."""
+    from rnnkit.runtime.vocab import Vocabulary
+
+    mc = ckpt["model_config"]
+    metrics = ckpt.get("metrics", {})
+    return ModelSpec(
+        task=ckpt["task"],
+        cell=mc["cell"],
+        layers=mc["layers"],
+        hidden=mc["hidden"],
+        embed=mc["embed"],
+        tokenizer=ckpt["tokenizer"],
+        vocab=Vocabulary(ckpt["vocab"]),
+        labels=tuple(ckpt["labels"]) if ckpt["task"] != "lm" else (),
+        tag_scheme=ckpt.get("tag_scheme", "none") if ckpt["task"] == "tag" else "none",
+        quantization=quantization or {"mode": "none"},
+        provenance={
+            "rnnkit": rnnkit_version(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "torch": str(torch.__version__),
+            "onnx": onnx.__version__,
+            "trained_with": {"rnnkit": ckpt.get("rnnkit"), "torch": ckpt.get("torch"),
+                             "created": ckpt.get("created")},
+            "data": ckpt.get("data", {}).get("source"),
+            "split": ckpt.get("split", {}),
+        },
+        metrics={k: v for k, v in metrics.items() if k in ("valid", "test", "best_epoch")},
+    )
+
+
+def stamp_metadata(path: Path, spec: ModelSpec) -> None:
+    """Write ``spec`` into the file's ``metadata_props`` and check graph and metadata agree."""
+    model = onnx.load(str(path))
+    rows = next((int(init.dims[0]) for init in model.graph.initializer if init.name == _EMBEDDING), None)
+    logits = next(o for o in model.graph.output if o.name == OUTPUT_LOGITS)
+    n_out = logits.type.tensor_type.shape.dim[-1].dim_value or None
+    try:
+        spec.check_graph(n_out=n_out, layers=None, hidden=None, vocab_rows=rows)
+        props = spec.to_metadata()
+    except MetadataError as e:
+        raise ExportError(f"the checkpoint is inconsistent: {e}") from e
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name = "rnnkit"
+    model.producer_version = spec.provenance["rnnkit"]
+    model.doc_string = (f"rnnkit {spec.task} model: {spec.cell} × {spec.layers}, hidden {spec.hidden}, "
+                        f"{len(spec.vocab)} tokens" + (f", {len(spec.labels)} labels" if spec.labels else ""))
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))

@@ -1,0 +1,140 @@
+"""torch versus onnxruntime, output by output, before a model file is allowed to exist."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from rnnkit.runtime.contract import INPUT_C0, INPUT_H0, INPUT_TOKENS
+from rnnkit.runtime.errors import ParityError
+from rnnkit.train.model import RNNModel
+
+__all__ = ["DEFAULT_SHAPES", "ParityReport", "check_parity"]
+
+log = logging.getLogger(__name__)
+DEFAULT_SHAPES = ((1, 1), (1, 2), (3, 17), (4, 64), (2, 300))  # (batch, seq)
+
+
+@dataclass
+class ParityReport:
+    atol: float
+    cases: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max((c["max_abs_diff"] for c in self.cases), default=0.0)
+
+    @property
+    def mismatches(self) -> list[dict[str, Any]]:
+        return [c for c in self.cases if not c["ok"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"atol": self.atol, "max_abs_diff": self.max_abs_diff, "cases": len(self.cases),
+                "mismatches": self.mismatches}
+
+
+def check_parity(model: RNNModel, onnx_path: str | Path, *, atol: float = 1e-5,
+                 shapes: Sequence[tuple[int, int]] = DEFAULT_SHAPES,
+                 real_ids: Sequence[Sequence[int]] = (), stream_len: int = 24, seed: int = 0,
+                 raise_on_mismatch: bool = True) -> ParityReport:
+    """Compare every output of the ONNX file with torch on random and real token ids.
+
+    Covers each (batch, seq) in ``shapes`` with random initial states, the ``real_ids``
+    sequences, and token-by-token streaming through ONNX versus the whole sequence in torch.
+    Every mismatch is collected before :class:`ParityError` is raised.
+    """
+    model = model.eval().cpu()
+    c = model.config
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    output_names = [o.name for o in session.get_outputs()]
+    rng = np.random.default_rng(seed)
+    report = ParityReport(atol)
+
+    def compare(case: str, tokens: np.ndarray, state: list[np.ndarray]) -> None:
+        expected = _torch_run(model, tokens, state)
+        got = session.run(None, _feed(tokens, state))
+        for name, e, g in zip(output_names, expected, got):
+            _record(report, case, name, e, g)
+
+    for batch, seq in shapes:
+        tokens = rng.integers(0, c.vocab_size, (batch, seq), dtype=np.int64)
+        compare(f"random b={batch} t={seq}", tokens, _random_state(rng, c, batch))
+    real = [list(ids) for ids in real_ids if len(ids)]
+    if real:
+        width = min(max(map(len, real)), 512)
+        tokens = np.zeros((min(len(real), 8), width), dtype=np.int64)
+        for row, ids in enumerate(real[: len(tokens)]):
+            tokens[row, : min(len(ids), width)] = ids[:width]
+        compare(f"real b={len(tokens)} t={width}", tokens, _zero_state(c, len(tokens)))
+
+    # Streaming: one ONNX call per token, state fed back, against torch on the whole sequence.
+    tokens = rng.integers(0, c.vocab_size, (2, stream_len), dtype=np.int64)
+    state = _random_state(rng, c, 2)
+    expected = _torch_run(model, tokens, state)
+    steps = []
+    for t in range(stream_len):
+        out = session.run(None, _feed(tokens[:, t : t + 1], state))
+        steps.append(out[0])
+        state = out[1:]
+    _record(report, f"stream t={stream_len}", output_names[0], expected[0], np.concatenate(steps, axis=1))
+    for name, e, g in zip(output_names[1:], expected[1:], state):
+        _record(report, f"stream t={stream_len}", name, e, g)
+
+    for case in report.cases:
+        log.info("%s %s %s: max |Δ| %.2e", "✓" if case["ok"] else "✗", case["case"], case["output"],
+                 case["max_abs_diff"])
+    if raise_on_mismatch and report.mismatches:
+        worst = max(report.mismatches, key=lambda m: m["max_abs_diff"])
+        raise ParityError(
+            f"ONNX and torch disagree in {len(report.mismatches)} of {len(report.cases)} comparisons "
+            f"(worst: {worst['output']} in {worst['case']}, max |Δ| {worst['max_abs_diff']:.2e} > atol "
+            f"{atol:g}); nothing was written",
+            report.mismatches,
+        )
+    return report
+
+
+def _record(report: ParityReport, case: str, output: str, expected: np.ndarray, got: np.ndarray) -> None:
+    if expected.shape != got.shape:
+        report.cases.append({"case": case, "output": output, "shape": list(got.shape),
+                             "expected_shape": list(expected.shape), "max_abs_diff": float("inf"),
+                             "ok": False})
+        return
+    diff = float(np.max(np.abs(expected - got))) if expected.size else 0.0
+    if not np.isfinite(diff):
+        diff = float("inf")
+    report.cases.append({"case": case, "output": output, "shape": list(got.shape), "max_abs_diff": diff,
+                         "ok": diff <= report.atol})
+
+
+@torch.no_grad()
+def _torch_run(model: RNNModel, tokens: np.ndarray, state: list[np.ndarray]) -> list[np.ndarray]:
+    t_state = [torch.from_numpy(s) for s in state]
+    logits, out = model(torch.from_numpy(tokens), tuple(t_state) if len(t_state) == 2 else t_state[0])
+    out = out if isinstance(out, tuple) else (out,)
+    return [logits.numpy(), *(s.numpy() for s in out)]
+
+
+def _feed(tokens: np.ndarray, state: list[np.ndarray]) -> dict[str, np.ndarray]:
+    feed = {INPUT_TOKENS: np.ascontiguousarray(tokens), INPUT_H0: state[0]}
+    if len(state) == 2:
+        feed[INPUT_C0] = state[1]
+    return feed
+
+
+def _random_state(rng: np.random.Generator, c, batch: int) -> list[np.ndarray]:
+    n = 2 if c.cell == "lstm" else 1
+    return [rng.uniform(-0.9, 0.9, (c.layers, batch, c.hidden)).astype(np.float32) for _ in range(n)]
+
+
+def _zero_state(c, batch: int) -> list[np.ndarray]:
+    n = 2 if c.cell == "lstm" else 1
+    return [np.zeros((c.layers, batch, c.hidden), np.float32) for _ in range(n)]

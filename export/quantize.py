@@ -1,0 +1,110 @@
+"""int8 by onnxruntime's dynamic quantization, judged on the checkpoint's validation sample.
+
+onnxruntime quantizes MatMul (the output layer), Gather (the embedding) and LSTM
+(``DynamicQuantizeLSTM``); it has no quantized GRU or RNN kernel, so those cells stay fp32.
+The report says which ops were quantized rather than letting "int8" imply all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from rnnkit.runtime.contract import INPUT_C0, INPUT_H0, INPUT_TOKENS
+from rnnkit.runtime.errors import QuantizationError
+from rnnkit.runtime.tokenizers import Tokenizer
+from rnnkit.runtime.vocab import Vocabulary
+from rnnkit.train.batches import encode_split, tokenize_examples
+from rnnkit.train.evaluate import evaluate, primary_metric
+
+__all__ = ["OrtModule", "onnx_metric", "quantize_int8"]
+
+log = logging.getLogger(__name__)
+_CELLS = {"RNN", "GRU", "LSTM"}
+_QUANTIZABLE = ["MatMul", "Gather", "LSTM"]
+
+
+def quantize_int8(src: Path, dst: Path) -> dict[str, Any]:
+    """Write the int8 version of ``src`` to ``dst``; return what was and was not quantized."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    before = Counter(n.op_type for n in onnx.load(str(src)).graph.node)
+    try:
+        quantize_dynamic(str(src), str(dst), op_types_to_quantize=_QUANTIZABLE,
+                         weight_type=QuantType.QInt8, per_channel=False)
+    except Exception as e:  # onnxruntime raises plain Exceptions from its graph passes
+        raise QuantizationError(f"onnxruntime could not quantize the model: {str(e).splitlines()[0]}") from e
+    after = Counter(n.op_type for n in onnx.load(str(dst)).graph.node)
+    quantized = {}
+    if after.get("DynamicQuantizeLSTM"):
+        quantized["LSTM"] = after["DynamicQuantizeLSTM"]
+    if after.get("MatMulInteger"):
+        quantized["MatMul"] = after["MatMulInteger"]
+    gathers = before.get("Gather", 0) - after.get("Gather", 0)
+    if after.get("DequantizeLinear") and before.get("Gather"):
+        quantized["Gather"] = max(gathers, 1)
+    not_quantized = {op: n for op, n in before.items() if op in _CELLS and op not in quantized}
+    if not_quantized:
+        log.info("not quantized (onnxruntime has no int8 kernel): %s", ", ".join(not_quantized))
+    return {"quantized_ops": quantized, "not_quantized_ops": not_quantized}
+
+
+class OrtModule:
+    """An ONNX file behind the call signature of ``RNNModel``, so torch-side metrics apply."""
+
+    training = False
+
+    def __init__(self, path: Path, cell: str) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.lstm = cell == "lstm"
+        shape = self.session.get_inputs()[1].shape  # [layers, batch, hidden]
+        self.layers, self.hidden = int(shape[0]), int(shape[2])
+
+    def eval(self) -> OrtModule:
+        return self
+
+    def train(self, mode: bool = True) -> OrtModule:
+        return self
+
+    def __call__(self, tokens: torch.Tensor, state=None):
+        batch = tokens.shape[0]
+        if state is None:
+            h = np.zeros((self.layers, batch, self.hidden), np.float32)
+            state = (h, h) if self.lstm else h
+        states = state if isinstance(state, tuple) else (state,)
+        feed = {INPUT_TOKENS: tokens.cpu().numpy().astype(np.int64), INPUT_H0: np.asarray(states[0])}
+        if self.lstm:
+            feed[INPUT_C0] = np.asarray(states[1])
+        out = [torch.from_numpy(o) for o in self.session.run(None, feed)]
+        return out[0], (tuple(out[1:]) if self.lstm else out[1])
+
+
+def onnx_metric(path: Path, ckpt: dict[str, Any], tokenizer: Tokenizer, vocab: Vocabulary,
+                ) -> tuple[str, float, bool] | None:
+    """The task's validation metric of the ONNX file on the checkpoint's validation sample.
+
+    Returns (name, value, higher_is_better), or None when the checkpoint holds no sample.
+    """
+    sample = ckpt.get("valid_sample") or []
+    if not sample:
+        return None
+    task, scheme = ckpt["task"], ckpt.get("tag_scheme", "none")
+    cfg = ckpt.get("train_config", {})
+    examples = sample if task == "lm" else [tuple(e) for e in sample]
+    items = tokenize_examples(examples, task, tokenizer)
+    data, _ = encode_split(items, task, vocab, ckpt["labels"], batch_size=1, bptt=256,
+                           max_len=cfg.get("max_len", 256))
+    name, higher = primary_metric(task, scheme)
+    if task == "lm":
+        name, higher = "perplexity", False
+    module = OrtModule(path, ckpt["model_config"]["cell"])
+    metrics = evaluate(module, data, task, tag_scheme=scheme, labels=list(ckpt["labels"]), batch_size=32)
+    return name, float(metrics[name]), higher
