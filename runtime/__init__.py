@@ -24,6 +24,8 @@ from .errors import (
     TaskError,
     WriteError,
 )
+from .model import Model, Prediction, TagResult, load_model
+from .stream import Stream, StreamBatcher
 from .tokenizers import CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_config
 from .vocab import Vocabulary
 
@@ -38,19 +40,25 @@ __all__ = [
     "InputError",
     "MetadataError",
     "MissingDependencyError",
+    "Model",
     "ModelFileError",
     "ModelNotFoundError",
     "ModelSpec",
     "ParityError",
+    "Prediction",
     "ProviderError",
     "QuantizationError",
     "RnnkitError",
     "RnnkitWarning",
     "StateError",
+    "Stream",
+    "StreamBatcher",
+    "TagResult",
     "TaskError",
     "Tokenizer",
     "Vocabulary",
     "WordTokenizer",
     "WriteError",
+    "load_model",
     "tokenizer_from_config",
 ]

@@ -1,0 +1,85 @@
+"""Timing a loaded model on this machine (``rnnkit bench`` and benchmarks/)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .model import Model
+
+__all__ = ["measure", "median_time"]
+
+
+def median_time(fn: Callable[[], Any], *, repeats: int = 5, number: int = 1) -> tuple[float, float]:
+    """Median and spread (max − min) of the seconds one call of ``fn`` takes, after a warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return statistics.median(times), max(times) - min(times)
+
+
+def measure(model: Model, *, steps: int = 2000, stream_counts: Sequence[int] = (1, 8, 64), seq: int = 128,
+            repeats: int = 5) -> dict[str, Any]:
+    """Step latency (Stream.step vs a bare session.run), batcher throughput, whole-text throughput."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(4, len(model.vocab), steps).tolist()
+
+    stream = model.stream()
+
+    def stream_steps() -> None:
+        step = stream.step
+        for t in ids:
+            step(t)
+
+    session = model._session
+    names = model._input_names
+    feed = dict(zip(names, (np.zeros((1, 1), np.int64), *model.zero_state(1))))
+
+    def bare_steps() -> None:
+        tokens = feed[names[0]]
+        run = session.run
+        for t in ids:
+            tokens[0, 0] = t
+            out = run(None, feed)
+            for name, value in zip(names[1:], out[1:]):
+                feed[name] = value
+
+    stream_s, stream_spread = median_time(stream_steps, repeats=repeats)
+    bare_s, bare_spread = median_time(bare_steps, repeats=repeats)
+    result: dict[str, Any] = {
+        "step": {"stream_us": 1e6 * stream_s / steps, "bare_us": 1e6 * bare_s / steps,
+                 "ratio": stream_s / bare_s, "spread_us": 1e6 * max(stream_spread, bare_spread) / steps},
+        "batcher": [],
+    }
+    batcher = model.batcher()
+    rounds = max(10, steps // 20)
+    for n in stream_counts:
+        streams = [model.stream() for _ in range(n)]
+        tokens = rng.integers(4, len(model.vocab), (rounds, n)).tolist()
+
+        def batched(streams=streams, tokens=tokens) -> None:
+            for row in tokens:
+                batcher.step(streams, row)
+
+        def one_each(streams=streams, tokens=tokens) -> None:
+            for row in tokens:
+                for s, t in zip(streams, row):
+                    s.step(t)
+
+        b, _ = median_time(batched, repeats=3)
+        one, _ = median_time(one_each, repeats=3)
+        result["batcher"].append({"streams": n, "tokens_per_s": rounds * n / b,
+                                  "single_tokens_per_s": rounds * n / one, "speedup": one / b})
+    batch = 32
+    whole = rng.integers(4, len(model.vocab), (batch, seq)).astype(np.int64)
+    w, _ = median_time(lambda: model.run(whole), repeats=repeats)
+    result["whole"] = {"batch": batch, "seq": seq, "tokens_per_s": batch * seq / w}
+    return result

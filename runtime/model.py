@@ -1,0 +1,271 @@
+"""``load_model`` and ``Model``: one exported file, shared by every stream and thread."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .contract import ModelSpec
+from .errors import InputError, MetadataError, ModelFileError, TaskError
+from .sampling import Sampler, StopMatcher
+from .session import Providers, make_session
+from .stream import Stream, StreamBatcher
+from .tagging import bmes_spans
+from .tokenizers import Tokenizer, tokenizer_from_config
+
+__all__ = ["Model", "Prediction", "TagResult", "load_model"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A classification: the best label, its probability, and every label's probability."""
+
+    label: str
+    score: float
+    scores: dict[str, float] = field(repr=False)
+
+
+class TagResult(list):
+    """``[(token, tag), ...]`` over the caller's text; ``words`` holds the cut words of a B/M/E/S model."""
+
+    def __init__(self, pairs: list[tuple[str, str]], spans: list[tuple[int, int]],
+                 words: list[str] | None) -> None:
+        super().__init__(pairs)
+        self.spans = spans
+        self.words = words
+
+
+def load_model(path: str | Path, *, providers: Providers = "auto", threads: int | None = 1,
+               spin: bool = False, fallback: bool = False, sess_options: Any = None) -> Model:
+    """Load an rnnkit ONNX file.
+
+    >>> model = load_model("sentiment.onnx")  # doctest: +SKIP
+    >>> model.classify("这本书很好看").label  # doctest: +SKIP
+    'pos'
+
+    ``providers`` is ``"auto"``, ``"cpu"``, ``"cuda"`` or onnxruntime's own list; ``threads``
+    the intra-op threads (default 1: best for streaming steps); ``fallback=True`` turns a CUDA
+    that cannot start into a warning and CPU.
+    """
+    session, used = make_session(path, providers=providers, threads=threads, spin=spin,
+                                 fallback=fallback, sess_options=sess_options)
+    return Model(session, Path(path), used)
+
+
+class Model:
+    """A loaded model: the session, its metadata, and the task-level calls.
+
+    The model holds no per-call state: streams own theirs, so one model serves many streams
+    in many threads (a single ``Stream`` must not be used by two threads at once).
+    """
+
+    def __init__(self, session: Any, path: Path, providers: list[str]) -> None:
+        self._session = session
+        self.path = path
+        self.providers = providers
+        try:
+            props = session.get_modelmeta().custom_metadata_map
+        except Exception as e:  # pybind errors
+            raise ModelFileError(f"cannot read the metadata of {path}: {e}") from e
+        self.metadata: ModelSpec = ModelSpec.from_metadata(dict(props))
+        spec = self.metadata
+        self._check_io(spec)
+        self.tokenizer: Tokenizer = tokenizer_from_config(spec.tokenizer)
+        self.vocab = spec.vocab
+        self.task = spec.task
+        self.labels = list(spec.labels)
+        self.identity = _file_digest(path)
+        self._n_state = len(spec.state_names)
+        self._start_state, self._start_logits = self._start()
+
+    # -- the graph --------------------------------------------------------------------------
+    def _check_io(self, spec: ModelSpec) -> None:
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        missing = [n for n in spec.input_names if n not in inputs] + [n for n in spec.output_names
+                                                                      if n not in outputs]
+        if missing or len(inputs) != len(spec.input_names):
+            raise MetadataError(f"the graph's inputs/outputs {sorted(inputs)} → {sorted(outputs)} do not fit a "
+                                f"{spec.cell} model (expected {list(spec.input_names)}); re-export it", None)
+        shape = inputs[spec.input_names[1]].shape  # [layers, batch, hidden]
+        n_out = outputs[spec.output_names[0]].shape[-1]
+        spec.check_graph(n_out=_static(n_out), layers=_static(shape[0]), hidden=_static(shape[-1]))
+        self._input_names = spec.input_names
+        self.n_out = spec.n_out
+
+    def zero_state(self, batch: int = 1) -> list[np.ndarray]:
+        """Zero state arrays, each (layers, batch, hidden) float32."""
+        s = self.metadata
+        return [np.zeros((s.layers, batch, s.hidden), np.float32) for _ in range(self._n_state)]
+
+    def run(self, tokens: np.ndarray, state: Sequence[np.ndarray] | None = None,
+            ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One session call: tokens (B, T) int64 → logits (B, T, n_out), new state."""
+        if state is None:
+            state = self.zero_state(tokens.shape[0])
+        feed = dict(zip(self._input_names, (tokens, *state)))
+        out = self._session.run(None, feed)
+        return out[0], out[1:]
+
+    def _start(self) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """Where every stream begins: after ``<bos>`` for lm (documents were framed so), else zeros."""
+        if self.task != "lm":
+            return self.zero_state(1), None
+        logits, state = self.run(np.array([[self.vocab.bos_id]], np.int64))
+        return state, logits[0, -1].copy()
+
+    # -- streams ----------------------------------------------------------------------------
+    def stream(self, snapshot: bytes | None = None) -> Stream:
+        """A new stream at the start state, or one restored from ``Stream.snapshot()`` bytes."""
+        if snapshot is not None:
+            return Stream.restore(self, snapshot)
+        return Stream(self)
+
+    def batcher(self) -> StreamBatcher:
+        """Steps many live streams in one session call."""
+        return StreamBatcher(self)
+
+    # -- text in, ids out -------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, self.vocab)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, self.vocab)
+
+    # -- tasks ------------------------------------------------------------------------------
+    def generate(self, prompt: str = "", *, max_tokens: int = 100, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                 stop: str | Sequence[str] | None = None) -> Iterator[str]:
+        """Yield text pieces continuing ``prompt`` (lm models). ``temperature=0`` is greedy.
+
+        Ends at ``<eos>``, after ``max_tokens`` tokens, or before the first ``stop`` string.
+        """
+        self._require("lm", "generate")
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
+        if not isinstance(max_tokens, int) or max_tokens < 0:
+            raise InputError(f"max_tokens must be a non-negative integer, got {max_tokens!r}")
+        sampler = Sampler(temperature, top_k, top_p, seed)
+        matcher = StopMatcher(stop)
+        return self._generate(prompt, max_tokens, sampler, matcher)
+
+    def _generate(self, prompt: str, max_tokens: int, sampler: Sampler, matcher: StopMatcher) -> Iterator[str]:
+        stream = self.stream()
+        stream.feed(prompt)
+        logits = stream.flush()
+        rng = sampler.rng()
+        v = self.vocab
+        banned = (v.pad_id, v.unk_id, v.bos_id)
+        for _ in range(max_tokens):
+            token = sampler.choose(logits, rng, banned)
+            if token == v.eos_id:
+                break
+            text = matcher.push(v.token(token))
+            if text:
+                yield text
+            if matcher.stopped:
+                return
+            logits = stream.step(token)
+        tail = matcher.flush()
+        if tail:
+            yield tail
+
+    def classify(self, texts: str | Sequence[str], *, batch_size: int = 64) -> Prediction | list[Prediction]:
+        """Label one text (→ Prediction) or many (→ list), read at each text's last token.
+
+        Texts of uneven length share a batch: padding comes after a text, where a one-way
+        RNN cannot see it.
+        """
+        self._require("classify", "classify")
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts) if not isinstance(texts, (bytes, bytearray)) else None
+        if items is None:
+            raise TypeError("texts must be str or a sequence of str, got bytes")
+        ids = [self._ids(t) for t in items]
+        preds: list[Prediction | None] = [None] * len(ids)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for b in range(0, len(order), batch_size):
+            chunk = order[b : b + batch_size]
+            width = len(ids[chunk[-1]])
+            tokens = np.full((len(chunk), width), self.vocab.pad_id, np.int64)  # (B, T)
+            for row, i in enumerate(chunk):
+                tokens[row, : len(ids[i])] = ids[i]
+            logits, _ = self.run(tokens, self._batch_start(len(chunk)))
+            last = np.array([len(ids[i]) - 1 for i in chunk])
+            for row, i in enumerate(chunk):
+                preds[i] = self.prediction(logits[row, last[row]])
+        return preds[0] if single else preds
+
+    def prediction(self, logits: np.ndarray) -> Prediction:
+        """Softmax of one step's logits (n_out,) as a Prediction."""
+        z = logits.astype(np.float64) - np.max(logits)
+        p = np.exp(z)
+        p /= p.sum()
+        best = int(np.argmax(p))
+        return Prediction(self.labels[best], float(p[best]), dict(zip(self.labels, map(float, p))))
+
+    def tag(self, text: str) -> TagResult:
+        """Tag every token of ``text``: ``[(token, tag), ...]`` with tokens as spans of ``text``.
+
+        For a B/M/E/S segmentation model, ``result.words`` holds the cut words.
+        """
+        self._require("tag", "tag")
+        tokens = self.tokenizer.tokenize_spans(self._text(text))
+        if not tokens:
+            raise InputError("the text has no tokens to tag (it is empty or only whitespace)")
+        ids = np.array([self.vocab.encode(t.text for t in tokens)], np.int64)
+        logits, _ = self.run(ids, self._batch_start(1))
+        tags = [self.labels[i] for i in logits[0].argmax(-1)]
+        pairs = [(text[t.start : t.end], tag) for t, tag in zip(tokens, tags)]
+        spans = [(t.start, t.end) for t in tokens]
+        words = None
+        if self.metadata.tag_scheme == "bmes":
+            words = [text[tokens[a].start : tokens[b - 1].end] for a, b in bmes_spans(tags)]
+        return TagResult(pairs, spans, words)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _batch_start(self, batch: int) -> list[np.ndarray]:
+        return [np.repeat(s, batch, axis=1) for s in self._start_state]
+
+    def _require(self, task: str, call: str) -> None:
+        if self.task != task:
+            fits = {"lm": "generate/stream", "classify": "classify/stream", "tag": "tag/stream"}[self.task]
+            raise TaskError(f"{call}() needs {_a(task)} model; {self.path.name} is {_a(self.task)} model "
+                            f"(use {fits})")
+
+    def _text(self, text: Any) -> str:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        return text
+
+    def _ids(self, text: Any) -> list[int]:
+        ids = self.encode(self._text(text))
+        if not ids:
+            raise InputError("a text has no tokens (it is empty or only whitespace); nothing to classify")
+        return ids
+
+    def __repr__(self) -> str:
+        s = self.metadata
+        return (f"Model({self.path.name!r}, task={s.task!r}, cell={s.cell!r}, layers={s.layers}, "
+                f"hidden={s.hidden}, vocab={len(s.vocab)}, providers={self.providers})")
+
+
+def _a(task: str) -> str:
+    return f"an {task}" if task == "lm" else f"a {task}"
+
+
+def _static(dim: Any) -> int | None:
+    return dim if isinstance(dim, int) else None
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

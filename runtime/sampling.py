@@ -1,0 +1,85 @@
+"""Choosing the next token from logits: greedy, temperature, top-k, top-p."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = ["Sampler", "StopMatcher"]
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """``temperature=0`` is greedy; ``top_k``/``top_p`` restrict the candidates; ``seed`` repeats runs."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.temperature, (int, float)) and self.temperature >= 0):
+            raise ConfigError(f"temperature must be ≥ 0, got {self.temperature!r}")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+            raise ConfigError(f"top_k must be a positive integer, got {self.top_k!r}")
+        if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
+
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+    def choose(self, logits: np.ndarray, rng: np.random.Generator, banned: Sequence[int] = ()) -> int:
+        """One token id from logits (n_out,), never one of ``banned``."""
+        z = logits.astype(np.float64, copy=True)
+        z[list(banned)] = -np.inf
+        if self.temperature == 0:
+            return int(np.argmax(z))
+        z /= self.temperature
+        if self.top_k is not None and self.top_k < z.size:
+            kth = np.partition(z, -self.top_k)[-self.top_k]
+            z[z < kth] = -np.inf
+        p = np.exp(z - np.max(z))
+        p /= p.sum()
+        if self.top_p is not None and self.top_p < 1:
+            order = np.argsort(-p, kind="stable")
+            cumulative = np.cumsum(p[order])
+            keep = order[: int(np.searchsorted(cumulative, self.top_p)) + 1]  # smallest set with mass ≥ top_p
+            mask = np.zeros_like(p, dtype=bool)
+            mask[keep] = True
+            p = np.where(mask, p, 0.0)
+            p /= p.sum()
+        return int(rng.choice(p.size, p=p))
+
+
+class StopMatcher:
+    """Releases generated text while holding back what could still become a stop string."""
+
+    def __init__(self, stop: str | Sequence[str] | None) -> None:
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        if any(not isinstance(s, str) or not s for s in stops):
+            raise ConfigError(f"stop must be a non-empty string or a list of them, got {stop!r}")
+        self.stops = stops
+        self.held = ""
+        self.stopped = False
+
+    def push(self, piece: str) -> str:
+        """Add a piece; return the text that is now safe to emit ('' if held back or stopped)."""
+        if self.stopped:
+            return ""
+        text = self.held + piece
+        hits = [(text.find(s), s) for s in self.stops if s in text]
+        if hits:
+            self.stopped = True
+            self.held = ""
+            return text[: min(i for i, _ in hits)]
+        keep = max((k for s in self.stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+        self.held = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep]
+
+    def flush(self) -> str:
+        out, self.held = self.held, ""
+        return "" if self.stopped else out

@@ -1,0 +1,129 @@
+"""onnxruntime sessions: providers, threads, and load errors turned into ours."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, ModelFileError, ModelNotFoundError, ProviderError, RnnkitWarning
+
+__all__ = ["Providers", "make_session"]
+
+log = logging.getLogger(__name__)
+Providers = str | Sequence[str | tuple[str, dict[str, Any]]]
+_CPU, _CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+_warned_two_packages = False
+
+
+def _ort():
+    import onnxruntime
+
+    return onnxruntime
+
+
+def make_session(path: str | Path, *, providers: Providers = "auto", threads: int | None = 1,
+                 spin: bool = False, fallback: bool = False, sess_options: Any = None):
+    """An ``InferenceSession`` for ``path`` and the providers it really uses.
+
+    ``providers``: ``"auto"`` (CUDA when onnxruntime-gpu sees a GPU, else CPU), ``"cpu"``,
+    ``"cuda"``, or a list in onnxruntime's own form. ``threads`` sets intra-op threads (1 is
+    fastest for one-token steps and kindest to the host app; ``None`` lets onnxruntime pick);
+    ``spin=False`` stops idle worker threads from busy-waiting. ``sess_options`` replaces all
+    of these with your own ``onnxruntime.SessionOptions``.
+    """
+    ort = _ort()
+    _check_single_package()
+    path = Path(path)
+    if not path.exists():
+        raise ModelNotFoundError(f"no model file at {path}")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder; give the .onnx file")
+    wanted = _providers(providers, ort.get_available_providers())
+    options = sess_options or _options(ort, threads, spin)
+    try:
+        session = ort.InferenceSession(str(path), options, providers=wanted)
+    except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, …)
+        raise ModelFileError(_load_error(path, e)) from e
+    used = session.get_providers()
+    if _CUDA in [p if isinstance(p, str) else p[0] for p in wanted] and _CUDA not in used:
+        message = (f"CUDA was requested but onnxruntime could not start it (providers in use: {used}); "
+                   "check the GPU driver and CUDA/cuDNN libraries")
+        if not fallback:
+            raise ProviderError(message + ", or pass providers='cpu' / fallback=True")
+        warnings.warn(message + "; running on CPU", RnnkitWarning, stacklevel=3)
+    return session, used
+
+
+def _providers(providers: Providers, available: list[str]) -> list:
+    if isinstance(providers, str):
+        name = providers.lower()
+        if name == "auto":
+            return [_CUDA, _CPU] if _CUDA in available else [_CPU]
+        if name == "cpu":
+            return [_CPU]
+        if name == "cuda":
+            if _CUDA not in available:
+                raise ProviderError(
+                    f"CUDA was requested but this onnxruntime has only {available}: "
+                    "pip install 'rnnkit[gpu]' (it replaces onnxruntime with onnxruntime-gpu)"
+                )
+            return [_CUDA, _CPU]
+        raise ConfigError(f"providers must be 'auto', 'cpu', 'cuda' or a list, got {providers!r}")
+    wanted = list(providers)
+    if not wanted:
+        raise ConfigError("providers is an empty list; pass 'auto' or name at least one provider")
+    for p in wanted:
+        name = p if isinstance(p, str) else p[0]
+        if name not in available:
+            raise ProviderError(f"provider {name} is not available here; available: {available}")
+    return wanted
+
+
+def _options(ort, threads: int | None, spin: bool):
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: the host app's stderr is not ours to fill
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def _load_error(path: Path, e: Exception) -> str:
+    text = str(e).replace("\n", " ")
+    if "escapes model directory" in text or "Absolute path not allowed" in text:
+        return f"{path} refers to weight data outside its folder; refused for safety"
+    if "Protobuf parsing failed" in text or "INVALID_PROTOBUF" in text:
+        return f"{path} is not an ONNX model or is truncated; re-export it with `rnnkit export`"
+    if "external data" in text.lower() or "GetExtDataFromTensorProto" in text:
+        return f"{path} needs weight data that is missing next to it: {text[:200]}"
+    return f"onnxruntime cannot load {path}: {text[:300]}"
+
+
+def _check_single_package() -> None:
+    """onnxruntime and onnxruntime-gpu share one module; with both installed, which wins is luck."""
+    global _warned_two_packages
+    if _warned_two_packages:
+        return
+    _warned_two_packages = True
+    installed = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            importlib.metadata.version(dist)
+            installed.append(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    if len(installed) == 2:
+        warnings.warn("both onnxruntime and onnxruntime-gpu are installed; keep one: "
+                      "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu",
+                      RnnkitWarning, stacklevel=3)
