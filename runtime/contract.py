@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import FormatVersionError, MetadataError
 from .schema import schema_errors
-from .vocab import SPECIALS, Vocabulary, vocab_checksum
+from .vocab import MAX_TOKEN_CHARS, SPECIALS, Vocabulary, vocab_checksum
 
 __all__ = [
     "CELLS",
@@ -47,7 +47,6 @@ TAG_SCHEMES = ("none", "tags", "bmes")  # "bmes": B/M/E/S character tags that cu
 MAX_VALUE_BYTES = 32 * 1024 * 1024
 MAX_VOCAB = 2_000_000
 MAX_LABELS = 100_000
-MAX_TOKEN_CHARS = 512
 MAX_DIM = 1 << 16
 
 

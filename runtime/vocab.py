@@ -15,6 +15,7 @@ __all__ = ["SPECIALS", "Vocabulary"]
 # like one of them is not the special token; it encodes as unknown (see docs/FORMAT.md).
 SPECIALS = {"pad": "<pad>", "unk": "<unk>", "bos": "<bos>", "eos": "<eos>"}
 _SPECIAL_NAMES = tuple(SPECIALS.values())
+MAX_TOKEN_CHARS = 512  # longer tokens are left out of vocabularies (the model format caps them)
 
 
 class Vocabulary:
@@ -60,7 +61,8 @@ class Vocabulary:
         """Count tokens and keep those seen at least ``min_freq`` times.
 
         ``max_size`` caps the total size, the four specials included. Order is deterministic:
-        most frequent first, ties by the token's code points.
+        most frequent first, ties by the token's code points. Tokens longer than 512 characters
+        are left out (they encode as unknown).
         """
         if min_freq < 1:
             raise ConfigError(f"min_freq must be at least 1, got {min_freq}")
@@ -72,6 +74,8 @@ class Vocabulary:
         for name in _SPECIAL_NAMES:
             counts.pop(name, None)
         counts.pop("", None)
+        for token in [t for t in counts if len(t) > MAX_TOKEN_CHARS]:  # a URL-sized "word": unk
+            del counts[token]
         kept = sorted(
             (t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t)
         )

@@ -108,3 +108,17 @@ def test_inconsistent_graph_is_refused():
 def test_writer_validates_too():
     with pytest.raises(MetadataError, match="at least 2 labels"):
         make_spec(labels=("only",)).to_metadata()
+
+
+def test_format_doc_states_every_schema_as_the_code_does():
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "FORMAT.md").read_text(encoding="utf-8")
+    for key, schema in SCHEMAS.items():
+        assert f"`{key}`\n```json\n{json.dumps(schema, ensure_ascii=False)}\n```" in doc, key
+    assert f"(format {FORMAT_VERSION})" in doc
+
+
+def test_unknown_extra_keys_are_ignored():
+    props = {**make_spec().to_metadata(), "rnnkit.future_key": "x", "other": "y"}
+    assert ModelSpec.from_metadata(props) == make_spec()

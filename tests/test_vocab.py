@@ -60,3 +60,9 @@ def test_bad_vocabularies_are_refused():
         Vocabulary.from_json('{"a": 1}')
     with pytest.raises(ConfigError, match="outside the vocabulary"):
         Vocabulary.build([["a"]]).token(99)
+
+
+def test_overlong_tokens_are_left_out():
+    v = Vocabulary.build([["a" * 513, "b", "c" * 512]])
+    assert v.tokens[4:] == ["b", "c" * 512]
+    assert v.encode(["a" * 513]) == [v.unk_id]
