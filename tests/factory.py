@@ -1,6 +1,6 @@
 """Tiny checkpoints and ONNX models made in the test, in milliseconds (random weights).
 
-Tests that need a *trained* model train one (see test_train.py); tests of export and the
+Tests that need a *trained* model train one (see test_train_loop.py); tests of export and the
 runtime only need weights that are not trivial, so they use these.
 """
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+
 from rnnkit.runtime.tokenizers import Tokenizer
 from rnnkit.runtime.vocab import Vocabulary
 

@@ -7,12 +7,15 @@ Layout (``CHECKPOINT_VERSION`` 1)::
      "model_config": {...}, "train_config": {...},
      "tokenizer": {...}, "vocab": [tokens], "labels": [labels],
      "model": state_dict, "optimizer": state_dict, "scheduler": state_dict,
-     "progress": {"epoch", "batch", "step", "tokens", "best", "bad_epochs", "done"},
-     "rng": {"torch": ByteTensor}, "carry": lm state tensors or None,
+     "progress": {"epoch", "batch", "step", "tokens", "seconds", "loss_sum", "loss_count",
+                  "best", "best_epoch", "bad_epochs", "done"},
+     "rng": {"torch": ByteTensor, "cuda": [ByteTensor] or None}, "carry": lm state tensors or None,
      "history": [per-epoch metrics], "metrics": {...},
      "split": {...}, "data": {"source", "fingerprint", "skipped"}, "valid_sample": [...]}
 
-Everything loads with ``torch.load(weights_only=True)``: no pickled classes, ever.
+``checkpoint.pt`` (the best model) has no ``optimizer``, ``scheduler``, ``rng`` or ``carry``;
+``last.pt`` (for --resume) has no ``valid_sample``. Everything loads with
+``torch.load(weights_only=True)``: no pickled classes, ever.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from rnnkit.runtime.contract import rnnkit_version
-from rnnkit.runtime.errors import CheckpointError
+from rnnkit.runtime.errors import CheckpointError, WriteError
 from rnnkit.runtime.files import atomic_path
 from rnnkit.runtime.tokenizers import Tokenizer, tokenizer_from_config
 from rnnkit.runtime.vocab import Vocabulary
@@ -49,7 +53,7 @@ _REQUIRED = ("task", "model_config", "tokenizer", "vocab", "labels", "model")
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write ``payload`` to ``path`` atomically (temp file + rename)."""
+    """Write ``payload`` to ``path`` atomically (temp file + rename); a failure raises WriteError."""
     payload = {
         "rnnkit_checkpoint": CHECKPOINT_VERSION,
         "rnnkit": rnnkit_version(),
@@ -57,8 +61,12 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **payload,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except RuntimeError as e:
+        # torch's zip writer reports a failed write (disk full, file size limit) as RuntimeError.
+        raise WriteError(f"could not write {path}: {_first_line(e)}; the previous file (if any) is untouched") from e
     return Path(path)
 
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import click
+
 from rnnkit.runtime.contract import CELLS, TASKS
 
 from .config import TrainConfig
@@ -84,6 +85,8 @@ def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options
     sizes = result.split.get("sizes", {})
     click.echo(f"split (seed {config.seed}): train {sizes.get('train')}, valid {sizes.get('valid')}, "
                f"test {sizes.get('test')}")
+    if result.skipped:
+        click.echo(f"skipped {result.skipped} malformed lines (--skip-bad)")
     click.echo(f"best epoch {m.get('best_epoch')}: valid {_fmt(m.get('valid', {}))}")
     click.echo(f"test: {_fmt(m.get('test', {}))}")
     if "tokens_per_second" in m:

@@ -78,6 +78,12 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.clip <= 0 or self.weight_decay < 0 or not 0 <= self.warmup < 1 or self.patience < 0:
             raise ConfigError("clip must be > 0, weight-decay ≥ 0, warmup in [0, 1), patience ≥ 0")
+        # Checked here, before any data is read; ModelConfig checks the same for other callers.
+        if self.tie_weights and self.task != "lm":
+            raise ConfigError("--tie-weights is for --task lm only: other tasks' outputs are labels, not tokens")
+        if self.tie_weights and self.embed != self.hidden:
+            raise ConfigError(f"--tie-weights needs embed == hidden (got embed={self.embed}, "
+                              f"hidden={self.hidden}); set --embed equal to --hidden or drop --tie-weights")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
+
 from rnnkit.runtime.tagging import bmes_spans
 
 from .batches import IGNORE, Batch, LMStream, SequenceSet

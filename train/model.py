@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
+
 from rnnkit.runtime.contract import CELLS
 from rnnkit.runtime.errors import ConfigError
-from torch import nn
 
 __all__ = ["ModelConfig", "RNNModel", "State"]
 

@@ -13,7 +13,6 @@ from rnnkit.runtime.files import atomic_path
 __all__ = ["plot_loss", "write_metrics"]
 
 log = logging.getLogger(__name__)
-_warned_no_plot = False
 CSV_FIELDS = ("epoch", "step", "tokens", "seconds", "lr", "train_loss", "valid_loss", "valid_metric",
               "tokens_per_second")
 
@@ -32,21 +31,20 @@ def write_metrics(out: Path, history: list[dict[str, Any]], summary: dict[str, A
 
 
 def plot_loss(out: Path, history: list[dict[str, Any]], title: str) -> Path | None:
-    """Train and validation loss per epoch as ``loss.png``; None when matplotlib is missing."""
-    global _warned_no_plot
-    try:
-        import matplotlib
+    """Train and validation loss per epoch as ``loss.png``; None (and a warning) without matplotlib.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    A bare ``Figure`` draws with Agg without pyplot, so the host application's backend and
+    pyplot's figure list are left alone.
+    """
+    try:
+        from matplotlib.figure import Figure
     except ImportError:
-        if not _warned_no_plot:
-            log.warning("matplotlib is not installed, so no loss plot: pip install 'rnnkit[plot]'")
-            _warned_no_plot = True
+        log.warning("matplotlib is not installed, so no loss plot: pip install 'rnnkit[plot]'")
         return None
     if not history:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.subplots()
     steps = [h["step"] for h in history]
     ax.plot(steps, [h["train_loss"] for h in history], marker="o", label="train")
     ax.plot(steps, [h["valid_loss"] for h in history], marker="o", label="validation")
@@ -59,5 +57,4 @@ def plot_loss(out: Path, history: list[dict[str, Any]], title: str) -> Path | No
     path = out / "loss.png"
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from rnnkit.runtime.errors import CheckpointError, ConfigError
 from rnnkit.runtime.tokenizers import CharTokenizer, Tokenizer, WordTokenizer
 from rnnkit.runtime.vocab import Vocabulary
@@ -25,8 +27,9 @@ from .report import plot_loss, write_metrics
 __all__ = ["TrainResult", "train"]
 
 log = logging.getLogger(__name__)
-# Options that may differ between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"device", "threads"}
+# Options that may differ between an interrupted run and its resumption: where it runs, and
+# how the folder is spelled (it is the folder the run was loaded from).
+_RESUMABLE_CHANGES = ("device", "threads", "out")
 
 
 @dataclass
@@ -37,13 +40,21 @@ class TrainResult:
     history: list[dict[str, Any]]
     split: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
+    skipped: int = 0  # malformed lines left out (--skip-bad)
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) -> TrainResult:
     """Train a model as ``config`` says; write ``checkpoint.pt`` (best) and ``last.pt`` to ``config.out``.
 
     With ``resume=True`` the run continues from ``out/last.pt`` and ends where an uninterrupted
-    run with the same config would have ended, bit for bit on CPU.
+    run with the same config would have ended, bit for bit on CPU. Resuming a finished run
+    returns its result and writes nothing.
+
+    The best epoch is chosen on the validation split. With no validation data
+    (``valid_fraction=0``) it is chosen on the training split instead, with a warning: an
+    explicit choice to train on everything should still give a best checkpoint and an int8
+    check sample, and "full" splits of tiny data already measure fit the same way. With no
+    test data (``test_fraction=0``) the final test is skipped and ``metrics["test"]`` is ``{}``.
 
     >>> cfg = TrainConfig(task="tag", data="builtin:hello", out="runs/hello", epochs=50)
     >>> train(cfg).metrics["valid"]["accuracy"]  # doctest: +SKIP
@@ -52,12 +63,17 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) 
     out = Path(config.out)
     state = None
     if resume:
+        if not (out / LAST_NAME).is_file():
+            raise CheckpointError(f"nothing to resume in {out}: no {LAST_NAME}; start the run without --resume")
         state = load_checkpoint(out, name=LAST_NAME)
         config = _resumed_config(config, state)
         if state["progress"].get("done"):
-            log.info("the run in %s already finished; nothing to resume", out)
-            return _result_from(out, load_checkpoint(out))
-    elif (out / LAST_NAME).exists():
+            best = load_checkpoint(out)
+            if "test" in best["metrics"]:
+                log.info("the run in %s already finished; nothing to resume", out)
+                return _result_from(out, best)
+            # Stopped after its last epoch but before the test and the final reports: do those.
+    elif (out / LAST_NAME).exists() or (out / BEST_NAME).exists():
         raise ConfigError(f"{out} already holds a training run: pass --resume to continue it, "
                           "or choose another --out")
     return _Run(config, state, progress).run()
@@ -91,6 +107,12 @@ class _Run:
         self.train_data, self.valid_data, self.test_data = (
             self._encode(items, name) for items, name in
             ((train_items, "train"), (valid_items, "validation"), (test_items, "test")))
+        self.selected_on = "validation"
+        if len(self.valid_data) == 0:
+            self.selected_on = "train"
+            log.warning("no validation data (valid-fraction %g): the best epoch is chosen on the training "
+                        "data, so its scores measure fit, not generalisation", c.valid_fraction)
+            self.valid_data = self.train_data
         log.info("data ready in %.1fs: %s", time.perf_counter() - started, self.split.summary())
 
         torch.manual_seed(c.seed)
@@ -109,8 +131,10 @@ class _Run:
             self.planned = min(self.planned, c.max_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.metric_name, self.higher_is_better = primary_metric(c.task, self.dataset.tag_scheme)
-        self.pos = {"epoch": 0, "batch": 0, "step": 0, "tokens": 0, "seconds": 0.0,
-                    "best": None, "best_epoch": None, "bad_epochs": 0, "done": False}
+        # loss_sum/loss_count: the epoch's training loss so far, so a resumed epoch reports
+        # the same mean as an uninterrupted one.
+        self.pos = {"epoch": 0, "batch": 0, "step": 0, "tokens": 0, "seconds": 0.0, "loss_sum": 0.0,
+                    "loss_count": 0, "best": None, "best_epoch": None, "bad_epochs": 0, "done": False}
         self.history: list[dict[str, Any]] = []
         self.carry = None
         if resumed:
@@ -123,40 +147,50 @@ class _Run:
                                      batch_size=c.batch_size if name == "train" else 10)
         if dropped:
             log.warning("%d %s examples had no tokens or an unknown label and were left out", dropped, name)
-        if len(data) == 0 and c.task != "lm":
+        if len(data) == 0 and name == "train" and c.task != "lm":
             raise ConfigError(f"no usable {name} examples in {c.data}")
         return data
 
     # -- loop -------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        c, pos = self.config, self.pos
-        bar = _progress_bar(self.planned, pos["step"], enabled=self.progress_bar)
-        smoothed = None
+        bar = _progress_bar(self.planned, self.pos["step"], enabled=self.progress_bar)
         try:
-            while pos["epoch"] < c.epochs and not pos["done"]:
-                epoch_start = time.perf_counter()
-                self.model.train()
-                losses = []
-                for batch in self._epoch_batches(pos["epoch"], pos["batch"]):
-                    loss = self._step(batch)
-                    losses.append(loss)
-                    pos["batch"] += 1
-                    smoothed = loss if smoothed is None else 0.9 * smoothed + 0.1 * loss
-                    bar.update(1)
-                    elapsed = pos["seconds"] + time.perf_counter() - epoch_start
-                    bar.set_postfix(epoch=pos["epoch"] + 1, loss=f"{smoothed:.3f}",
-                                    tok_s=f"{pos['tokens'] / max(elapsed, 1e-9):,.0f}")
-                    if pos["step"] >= self.planned:
-                        break
-                    if pos["step"] % c.save_every == 0:
-                        pos["seconds"] += time.perf_counter() - epoch_start
-                        epoch_start = time.perf_counter()
-                        self._save_last()
-                pos["seconds"] += time.perf_counter() - epoch_start
-                self._end_epoch(losses)
+            with _logs_above(bar):
+                self._loop(bar)
+        except KeyboardInterrupt:
+            bar.close()
+            if (self.out / LAST_NAME).exists():
+                log.warning("interrupted at step %d; --resume (resume=True) continues from the last snapshot, %s",
+                            self.pos["step"], self.out / LAST_NAME)
+            raise
         finally:
             bar.close()
         return self._finish()
+
+    def _loop(self, bar) -> None:
+        c, pos = self.config, self.pos
+        smoothed = None
+        while pos["epoch"] < c.epochs and not pos["done"]:
+            epoch_start = time.perf_counter()
+            self.model.train()
+            for batch in self._epoch_batches(pos["epoch"], pos["batch"]):
+                loss = self._step(batch)
+                pos["loss_sum"] += loss
+                pos["loss_count"] += 1
+                pos["batch"] += 1
+                smoothed = loss if smoothed is None else 0.9 * smoothed + 0.1 * loss
+                bar.update(1)
+                elapsed = pos["seconds"] + time.perf_counter() - epoch_start
+                bar.set_postfix(epoch=pos["epoch"] + 1, loss=f"{smoothed:.3f}",
+                                tok_s=f"{pos['tokens'] / max(elapsed, 1e-9):,.0f}")
+                if pos["step"] >= self.planned:
+                    break
+                if pos["step"] % c.save_every == 0:
+                    pos["seconds"] += time.perf_counter() - epoch_start
+                    epoch_start = time.perf_counter()
+                    self._save_last()
+            pos["seconds"] += time.perf_counter() - epoch_start
+            self._end_epoch()
 
     def _epoch_batches(self, epoch: int, start: int):
         c = self.config
@@ -184,13 +218,13 @@ class _Run:
         self.pos["tokens"] += batch.n_tokens
         return loss.item()
 
-    def _end_epoch(self, losses: list[float]) -> None:
+    def _end_epoch(self) -> None:
         c, pos = self.config, self.pos
         valid = self._evaluate(self.valid_data)
         value = valid[self.metric_name]
         record = {"epoch": pos["epoch"] + 1, "step": pos["step"], "tokens": pos["tokens"],
                   "seconds": round(pos["seconds"], 3), "lr": self.scheduler.get_last_lr()[0],
-                  "train_loss": sum(losses) / len(losses) if losses else float("nan"),
+                  "train_loss": pos["loss_sum"] / max(pos["loss_count"], 1),
                   "valid_loss": valid["loss"], "valid_metric": value,
                   "tokens_per_second": pos["tokens"] / max(pos["seconds"], 1e-9), "valid": valid}
         self.history.append(record)
@@ -206,7 +240,7 @@ class _Run:
         else:
             pos["bad_epochs"] += 1
         pos["epoch"] += 1
-        pos["batch"] = 0
+        pos.update(batch=0, loss_sum=0.0, loss_count=0)
         stop_early = c.patience and pos["bad_epochs"] >= c.patience
         if stop_early:
             log.info("no improvement for %d epochs: stopping early", c.patience)
@@ -222,15 +256,21 @@ class _Run:
     def _finish(self) -> TrainResult:
         best = load_checkpoint(self.out)
         self.model.load_state_dict(best["model"])
-        test = self._evaluate(self.test_data)
+        if len(self.test_data):
+            test = self._evaluate(self.test_data)
+        else:
+            log.info("no test data (test-fraction %g): no final test", self.config.test_fraction)
+            test = {}
         metrics = {**best["metrics"], "test": test, "best_epoch": self.pos["best_epoch"],
+                   "selected_on": self.selected_on,
                    "train_seconds": round(self.pos["seconds"], 3), "train_tokens": self.pos["tokens"],
                    "tokens_per_second": self.pos["tokens"] / max(self.pos["seconds"], 1e-9)}
         best["metrics"] = metrics
         best["history"] = self.history
         save_checkpoint({k: v for k, v in best.items() if k not in _HEADER}, self.out / BEST_NAME)
         files = self._write_reports(metrics)
-        return TrainResult(self.out, self.out / BEST_NAME, metrics, self.history, self.split.summary(), files)
+        return TrainResult(self.out, self.out / BEST_NAME, metrics, self.history, self.split.summary(), files,
+                           self.dataset.skipped)
 
     # -- checkpoints ------------------------------------------------------------------------
     def _payload(self, *, best: bool, metrics: dict | None = None) -> dict[str, Any]:
@@ -246,10 +286,12 @@ class _Run:
                      "skipped": self.dataset.skipped},
         }
         if best:
-            payload["valid_sample"] = _plain(self.split.valid[: c.valid_sample])
+            # Examples the model was chosen on: the training split when there is no validation.
+            payload["valid_sample"] = _plain((self.split.valid or self.split.train)[: c.valid_sample])
         else:
+            cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
             payload.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
-                           rng={"torch": torch.get_rng_state()},
+                           rng={"torch": torch.get_rng_state(), "cuda": cuda},
                            carry=None if self.carry is None else _to_cpu(self.carry))
         return payload
 
@@ -262,6 +304,10 @@ class _Run:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
             torch.set_rng_state(ckpt["rng"]["torch"])
+            # Dropout on a GPU draws from the CUDA generator; a run moved to another device
+            # continues from the same weights, but not bit for bit.
+            if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
         except (KeyError, RuntimeError, ValueError) as e:
             raise CheckpointError(f"{self.out / LAST_NAME} cannot be resumed: {e}") from e
         self.pos.update(ckpt["progress"])
@@ -298,12 +344,14 @@ def _resumed_config(given: TrainConfig, ckpt: dict[str, Any]) -> TrainConfig:
                if k not in _RESUMABLE_CHANGES and v != getattr(stored, k)]
     if changed:
         raise ConfigError(f"--resume must use the interrupted run's options; these differ: {', '.join(changed)}")
-    return TrainConfig.from_dict({**stored.to_dict(), "device": given.device, "threads": given.threads})
+    return TrainConfig.from_dict({**stored.to_dict(), **{k: getattr(given, k) for k in _RESUMABLE_CHANGES}})
 
 
 def _result_from(out: Path, best: dict[str, Any]) -> TrainResult:
+    names = {"metrics_csv": "metrics.csv", "metrics_json": "metrics.json", "loss_png": "loss.png"}
+    files = {key: out / name for key, name in names.items() if (out / name).is_file()}
     return TrainResult(out, out / BEST_NAME, best.get("metrics", {}), best.get("history", []),
-                       best.get("split", {}))
+                       best.get("split", {}), files, best.get("data", {}).get("skipped", 0))
 
 
 def _tokenizer(c: TrainConfig, dataset: Dataset) -> Tokenizer:
@@ -330,6 +378,15 @@ def _progress_bar(total: int, initial: int, *, enabled: bool):
 
     return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True,
                 desc="training", leave=True)
+
+
+def _logs_above(bar):
+    """Print log lines above a live progress bar instead of through it."""
+    if bar.disable:
+        return contextlib.nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm(tqdm_class=type(bar))
 
 
 def _plain(examples: list) -> list:
