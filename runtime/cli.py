@@ -52,7 +52,9 @@ class LazyGroup(click.Group):
             if missing not in _EXTRAS:
                 raise
             return _needs_extra(name, missing, _EXTRAS[missing])
-        return getattr(module, attr)
+        command = getattr(module, attr)
+        _guard(command)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, self.lazy[name][1]) for name in self.list_commands(ctx) if name in self.lazy]
@@ -69,6 +71,22 @@ class LazyGroup(click.Group):
             raise click.ClickException(str(e)) from e
         except OSError as e:
             raise click.ClickException(_os_error(e)) from e
+
+
+def _guard(command: click.Command) -> None:
+    """Turn a bad option value raised inside ``command`` into a usage error of that command."""
+    callback = command.callback
+    if callback is None or getattr(callback, "_rnnkit_guarded", False):
+        return
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except ConfigError as e:
+            raise click.UsageError(str(e), click.get_current_context()) from e
+
+    guarded._rnnkit_guarded = True  # type: ignore[attr-defined]
+    command.callback = guarded
 
 
 def _needs_extra(name: str, module: str, extra: str) -> click.Command:

@@ -9,6 +9,10 @@ import textwrap
 
 import pytest
 
+# Tiny models train fastest on one thread, and two test processes sharing a 2-core machine
+# must not oversubscribe it: torch reads this when it starts.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
