@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,19 @@ def _session_options(f: Callable) -> Callable:
 def _load(model_path: str, providers: str, threads: int) -> Model:
     chosen: Any = providers if "," not in providers and "Provider" not in providers else \
         [p.strip() for p in providers.split(",") if p.strip()]
-    return load_model(model_path, providers=chosen, threads=threads)
+    try:
+        return load_model(model_path, providers=chosen, threads=threads)
+    except ConfigError as e:  # only --providers can be wrong here (click checks --threads)
+        raise click.BadParameter(str(e), param_hint="'--providers'") from e
+
+
+def _lines(source: Iterable[str], name: str) -> Iterator[str]:
+    """The lines of a text stream without their line ends; undecodable bytes are an InputError."""
+    try:
+        for line in source:
+            yield line.rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{name} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r})") from None
 
 
 def _echo_json(value: Any) -> None:
@@ -101,9 +113,11 @@ def generate(model_path: str, providers: str, threads: int, prompt: str, max_tok
              top_k: int | None, top_p: float | None, seed: int | None, stop: tuple[str, ...]) -> None:
     """Continue --prompt with a language model, printing pieces as they come."""
     model = _load(model_path, providers, threads)
+    # generate() checks the task and options before the first piece: no prompt is printed before an error
+    pieces = model.generate(prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
+                            top_p=top_p, seed=seed, stop=list(stop) or None)
     click.echo(prompt, nl=False)
-    for piece in model.generate(prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
-                                top_p=top_p, seed=seed, stop=list(stop) or None):
+    for piece in pieces:
         click.echo(piece, nl=False)
         sys.stdout.flush()
     click.echo()
@@ -121,7 +135,7 @@ def classify(model_path: str, providers: str, threads: int, texts: tuple[str, ..
     """Label TEXTS (or the lines of --file) with a classifier."""
     items = list(texts)
     if file_ is not None:
-        items += [line.rstrip("\r\n") for line in file_ if line.strip()]
+        items += [line for line in _lines(file_, file_.name) if line.strip()]
     if not items:
         raise click.UsageError("give texts as arguments or --file")
     model = _load(model_path, providers, threads)
@@ -160,8 +174,7 @@ def stream(model_path: str, providers: str, threads: int, reset_each_line: bool,
     """
     model = _load(model_path, providers, threads)
     s = model.stream()
-    for line in sys.stdin:
-        text = line.rstrip("\r\n")
+    for text in _lines(sys.stdin, "stdin"):
         if reset_each_line:
             s.reset()
         if model.task == "tag":
@@ -198,9 +211,9 @@ def bench(model_path: str, providers: str, threads: int, steps: int, streams: st
     try:
         sizes = [int(x) for x in streams.split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"--streams must be comma-separated integers, got {streams!r}") from None
+        sizes = []
     if not sizes or min(sizes) < 1:
-        raise InputError("--streams needs positive sizes")
+        raise click.BadParameter(f"give comma-separated positive integers, got {streams!r}", param_hint="'--streams'")
     model = _load(model_path, providers, threads)
     figures = measure(model, steps=steps, stream_counts=sizes, seq=seq)
     if as_json:

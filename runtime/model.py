@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .contract import ModelSpec
-from .errors import InputError, MetadataError, ModelFileError, TaskError
+from .errors import ConfigError, InputError, MetadataError, ModelFileError, StateError, TaskError
 from .sampling import Sampler, StopMatcher
 from .session import Providers, make_session
 from .stream import Stream, StreamBatcher
@@ -68,6 +68,8 @@ class Model:
         self._session = session
         self.path = path
         self.providers = providers
+        # Streams step through IOBindings over their own CPU buffers; on a GPU each step would copy them over
+        self._bind_steps = providers == ["CPUExecutionProvider"]
         try:
             props = session.get_modelmeta().custom_metadata_map
         except Exception as e:  # pybind errors
@@ -90,12 +92,14 @@ class Model:
         missing = [n for n in spec.input_names if n not in inputs] + [n for n in spec.output_names
                                                                       if n not in outputs]
         if missing or len(inputs) != len(spec.input_names):
-            raise MetadataError(f"the graph's inputs/outputs {sorted(inputs)} → {sorted(outputs)} do not fit a "
-                                f"{spec.cell} model (expected {list(spec.input_names)}); re-export it", None)
+            raise MetadataError(f"inconsistent model: the graph's inputs/outputs {sorted(inputs)} → {sorted(outputs)} "
+                                f"do not fit its metadata's cell {spec.cell!r} (expected inputs "
+                                f"{list(spec.input_names)}); re-export it", None)
         shape = inputs[spec.input_names[1]].shape  # [layers, batch, hidden]
         n_out = outputs[spec.output_names[0]].shape[-1]
         spec.check_graph(n_out=_static(n_out), layers=_static(shape[0]), hidden=_static(shape[-1]))
         self._input_names = spec.input_names
+        self._output_names = spec.output_names
         self.n_out = spec.n_out
 
     def zero_state(self, batch: int = 1) -> list[np.ndarray]:
@@ -105,18 +109,49 @@ class Model:
 
     def run(self, tokens: np.ndarray, state: Sequence[np.ndarray] | None = None,
             ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """One session call: tokens (B, T) int64 → logits (B, T, n_out), new state."""
+        """One session call: tokens (B, T) int64 → logits (B, T, n_out), new state.
+
+        ``state`` defaults to zeros (note: an lm's streams start after ``<bos>``, not at zeros).
+        """
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer) or 0 in tokens.shape:
+            raise InputError(f"tokens must be a non-empty (batch, seq) integer array, got shape {tokens.shape} "
+                             f"of {tokens.dtype}")
+        lo, hi = int(tokens.min()), int(tokens.max())
+        if lo < 0 or hi >= len(self.vocab):
+            raise InputError(f"token id {lo if lo < 0 else hi} is outside the vocabulary (0..{len(self.vocab) - 1})")
         if state is None:
             state = self.zero_state(tokens.shape[0])
-        feed = dict(zip(self._input_names, (tokens, *state)))
-        out = self._session.run(None, feed)
+        state = list(state)
+        s = self.metadata
+        want = (s.layers, tokens.shape[0], s.hidden)
+        if len(state) != self._n_state or any(np.shape(a) != want for a in state):
+            raise StateError(f"state must be {self._n_state} array(s) of shape {want} (layers, batch, hidden), "
+                             f"got {[np.shape(a) for a in state]}")
+        return self._call(tokens.astype(np.int64, copy=False), [np.asarray(a, np.float32) for a in state])
+
+    def _call(self, tokens: np.ndarray, state: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``run`` without the checks, for inputs built here: tokens (B, T) int64, state (L, B, H) float32."""
+        out = self._session.run(None, dict(zip(self._input_names, (tokens, *state))))
         return out[0], out[1:]
 
     def _start(self) -> tuple[list[np.ndarray], np.ndarray | None]:
         """Where every stream begins: after ``<bos>`` for lm (documents were framed so), else zeros."""
+        import onnxruntime
+
+        last = np.array([[len(self.vocab) - 1]], np.int64)
+        quiet = onnxruntime.RunOptions()
+        quiet.log_severity_level = 4  # the failure is ours to report, not onnxruntime's to print
+        try:  # the embedding has a row for every id, or every text with that token would fail later
+            self._session.run(None, dict(zip(self._input_names, (last, *self.zero_state(1)))), quiet)
+        except Exception as e:  # onnxruntime's pybind errors
+            why = " ".join(str(e).split())[:200]
+            raise MetadataError(f"inconsistent model: the graph cannot embed token id {last[0, 0]} of the "
+                                f"{len(self.vocab)}-token vocabulary ({why}); re-export the model",
+                                "rnnkit.vocab") from e
         if self.task != "lm":
             return self.zero_state(1), None
-        logits, state = self.run(np.array([[self.vocab.bos_id]], np.int64))
+        logits, state = self._call(np.array([[self.vocab.bos_id]], np.int64), self.zero_state(1))
         return state, logits[0, -1].copy()
 
     # -- streams ----------------------------------------------------------------------------
@@ -148,8 +183,8 @@ class Model:
         self._require("lm", "generate")
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
-        if not isinstance(max_tokens, int) or max_tokens < 0:
-            raise InputError(f"max_tokens must be a non-negative integer, got {max_tokens!r}")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0:
+            raise ConfigError(f"max_tokens must be a non-negative integer, got {max_tokens!r}")
         sampler = Sampler(temperature, top_k, top_p, seed)
         matcher = StopMatcher(stop)
         return self._generate(prompt, max_tokens, sampler, matcher)
@@ -161,7 +196,7 @@ class Model:
         rng = sampler.rng()
         v = self.vocab
         banned = (v.pad_id, v.unk_id, v.bos_id)
-        for _ in range(max_tokens):
+        for i in range(max_tokens):
             token = sampler.choose(logits, rng, banned)
             if token == v.eos_id:
                 break
@@ -170,7 +205,8 @@ class Model:
                 yield text
             if matcher.stopped:
                 return
-            logits = stream.step(token)
+            if i + 1 < max_tokens:  # the last token's logits would go unused
+                logits = stream.step(token)
         tail = matcher.flush()
         if tail:
             yield tail
@@ -182,10 +218,12 @@ class Model:
         RNN cannot see it.
         """
         self._require("classify", "classify")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         single = isinstance(texts, str)
-        items = [texts] if single else list(texts) if not isinstance(texts, (bytes, bytearray)) else None
-        if items is None:
-            raise TypeError("texts must be str or a sequence of str, got bytes")
+        if not single and (isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable)):
+            raise TypeError(f"texts must be str or a sequence of str, got {type(texts).__name__}")
+        items = [texts] if single else list(texts)
         ids = [self._ids(t) for t in items]
         preds: list[Prediction | None] = [None] * len(ids)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -195,7 +233,7 @@ class Model:
             tokens = np.full((len(chunk), width), self.vocab.pad_id, np.int64)  # (B, T)
             for row, i in enumerate(chunk):
                 tokens[row, : len(ids[i])] = ids[i]
-            logits, _ = self.run(tokens, self._batch_start(len(chunk)))
+            logits, _ = self._call(tokens, self._batch_start(len(chunk)))
             last = np.array([len(ids[i]) - 1 for i in chunk])
             for row, i in enumerate(chunk):
                 preds[i] = self.prediction(logits[row, last[row]])
@@ -219,7 +257,7 @@ class Model:
         if not tokens:
             raise InputError("the text has no tokens to tag (it is empty or only whitespace)")
         ids = np.array([self.vocab.encode(t.text for t in tokens)], np.int64)
-        logits, _ = self.run(ids, self._batch_start(1))
+        logits, _ = self._call(ids, self._batch_start(1))
         tags = [self.labels[i] for i in logits[0].argmax(-1)]
         pairs = [(text[t.start : t.end], tag) for t, tag in zip(tokens, tags)]
         spans = [(t.start, t.end) for t in tokens]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,12 +24,15 @@ class Sampler:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.temperature, (int, float)) and self.temperature >= 0):
-            raise ConfigError(f"temperature must be ≥ 0, got {self.temperature!r}")
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
-            raise ConfigError(f"top_k must be a positive integer, got {self.top_k!r}")
-        if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        t, k, p = self.temperature, self.top_k, self.top_p
+        if not (_is_number(t) and 0 <= t < math.inf):
+            raise ConfigError(f"temperature must be a finite number ≥ 0 (0 is greedy), got {t!r}")
+        if k is not None and not (_is_int(k) and k >= 1):
+            raise ConfigError(f"top_k must be a positive integer, got {k!r}")
+        if p is not None and not (_is_number(p) and 0 < p <= 1):
+            raise ConfigError(f"top_p must be in (0, 1], got {p!r}")
+        if self.seed is not None and not _is_int(self.seed):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
 
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
@@ -40,7 +45,7 @@ class Sampler:
             return int(np.argmax(z))
         z /= self.temperature
         if self.top_k is not None and self.top_k < z.size:
-            kth = np.partition(z, -self.top_k)[-self.top_k]
+            kth = np.partition(z, -int(self.top_k))[-int(self.top_k)]
             z[z < kth] = -np.inf
         p = np.exp(z - np.max(z))
         p /= p.sum()
@@ -55,11 +60,22 @@ class Sampler:
         return int(rng.choice(p.size, p=p))
 
 
+def _is_number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
 class StopMatcher:
     """Releases generated text while holding back what could still become a stop string."""
 
     def __init__(self, stop: str | Sequence[str] | None) -> None:
-        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        if stop is None:
+            stops = []
+        else:
+            stops = [stop] if isinstance(stop, str) or not isinstance(stop, Iterable) else list(stop)
         if any(not isinstance(s, str) or not s for s in stops):
             raise ConfigError(f"stop must be a non-empty string or a list of them, got {stop!r}")
         self.stops = stops

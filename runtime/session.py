@@ -42,14 +42,18 @@ def make_session(path: str | Path, *, providers: Providers = "auto", threads: in
         raise ModelNotFoundError(f"no model file at {path}")
     if path.is_dir():
         raise ModelFileError(f"{path} is a folder; give the .onnx file")
-    wanted = _providers(providers, ort.get_available_providers())
+    wanted, missing = _providers(providers, ort.get_available_providers(), fallback)
+    if missing:
+        warnings.warn(f"{', '.join(missing)} requested but this onnxruntime has only "
+                      f"{ort.get_available_providers()}; running on CPU (pip install 'rnnkit[gpu]' for CUDA)",
+                      RnnkitWarning, stacklevel=3)
     options = sess_options or _options(ort, threads, spin)
     try:
         session = ort.InferenceSession(str(path), options, providers=wanted)
     except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, …)
         raise ModelFileError(_load_error(path, e)) from e
     used = session.get_providers()
-    if _CUDA in [p if isinstance(p, str) else p[0] for p in wanted] and _CUDA not in used:
+    if _CUDA in [_name(p) for p in wanted] and _CUDA not in used:
         message = (f"CUDA was requested but onnxruntime could not start it (providers in use: {used}); "
                    "check the GPU driver and CUDA/cuDNN libraries")
         if not fallback:
@@ -58,33 +62,48 @@ def make_session(path: str | Path, *, providers: Providers = "auto", threads: in
     return session, used
 
 
-def _providers(providers: Providers, available: list[str]) -> list:
+def _name(provider: str | tuple[str, dict[str, Any]]) -> str:
+    return provider if isinstance(provider, str) else provider[0]
+
+
+def _providers(providers: Providers, available: list[str], fallback: bool) -> tuple[list, list[str]]:
+    """The provider list to ask onnxruntime for, and the requested ones dropped by ``fallback``."""
     if isinstance(providers, str):
         name = providers.lower()
         if name == "auto":
-            return [_CUDA, _CPU] if _CUDA in available else [_CPU]
+            return ([_CUDA, _CPU] if _CUDA in available else [_CPU]), []
         if name == "cpu":
-            return [_CPU]
+            return [_CPU], []
         if name == "cuda":
-            if _CUDA not in available:
-                raise ProviderError(
-                    f"CUDA was requested but this onnxruntime has only {available}: "
-                    "pip install 'rnnkit[gpu]' (it replaces onnxruntime with onnxruntime-gpu)"
-                )
-            return [_CUDA, _CPU]
-        raise ConfigError(f"providers must be 'auto', 'cpu', 'cuda' or a list, got {providers!r}")
-    wanted = list(providers)
+            providers = [_CUDA, _CPU]
+        elif providers.endswith("ExecutionProvider"):  # onnxruntime's own name, given alone
+            providers = [providers]
+        else:
+            raise ConfigError(f"providers must be 'auto', 'cpu', 'cuda' or a list of onnxruntime providers "
+                              f"(e.g. {available}), got {providers!r}")
+    try:
+        wanted = list(providers)
+    except TypeError:
+        raise TypeError(f"providers must be a str or a list, got {type(providers).__name__}") from None
     if not wanted:
         raise ConfigError("providers is an empty list; pass 'auto' or name at least one provider")
     for p in wanted:
-        name = p if isinstance(p, str) else p[0]
-        if name not in available:
-            raise ProviderError(f"provider {name} is not available here; available: {available}")
-    return wanted
+        if not isinstance(p, str) and not (isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                                           and isinstance(p[1], dict)):
+            raise TypeError(f"a provider is a name or a (name, options) pair, got {p!r}")
+    missing = [_name(p) for p in wanted if _name(p) not in available]
+    if missing and not fallback:
+        hint = ": pip install 'rnnkit[gpu]' (it replaces onnxruntime with onnxruntime-gpu)" if _CUDA in missing else ""
+        raise ProviderError(f"{', '.join(missing)} requested but this onnxruntime has only {available}{hint}, "
+                            "or pass fallback=True to run on CPU")
+    wanted = [p for p in wanted if _name(p) in available]
+    if _CPU not in [_name(p) for p in wanted]:
+        wanted.append(_CPU)
+    return wanted, missing
 
 
 def _options(ort, threads: int | None, spin: bool):
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
     options = ort.SessionOptions()
     if threads is not None:

@@ -26,7 +26,7 @@ class Stream:
     """One text being read (or written) token by token, with its own state.
 
     >>> s = model.stream()            # doctest: +SKIP
-    >>> s.feed("这本书")               # doctest: +SKIP
+    >>> s.feed("这本书很好看。")        # doctest: +SKIP
     >>> s.prediction().label          # doctest: +SKIP
     'pos'
 
@@ -39,7 +39,14 @@ class Stream:
     def __init__(self, model: Model) -> None:
         self._model = model
         self._names = model._input_names
-        self._tokens = np.zeros((1, 1), np.int64)  # (1, 1), reused by every step
+        self._size = len(model.vocab)
+        self._tokens = np.zeros((1, 1), np.int64)  # (1, 1): the token of every step
+        # Two sets of state buffers, each array (layers, 1, hidden): a step reads one set and
+        # writes the other, then the sides swap. The arrays live as long as the stream (they may
+        # be bound to the session), so everything else copies into them.
+        self._buffers = ([a.copy() for a in model._start_state], [np.empty_like(a) for a in model._start_state])
+        self._side = 0
+        self._bindings: list | None = None  # built on the first step
         self.reset()
 
     # -- advancing --------------------------------------------------------------------------
@@ -48,20 +55,44 @@ class Stream:
 
         Text still held back by ``feed`` is consumed first, so the order is kept.
         """
+        token = _token_id(token_id, self._size)
         if self._pending:
             self.flush()
-        try:
-            token = operator.index(token_id)
-        except TypeError:
-            raise TypeError(f"token_id must be an int, got {type(token_id).__name__}") from None
-        if not 0 <= token < self._size:
-            raise InputError(f"token id {token} is outside the vocabulary (0..{self._size - 1})")
         self._tokens[0, 0] = token
-        self._feed[self._names[0]] = self._tokens
-        out = self._run(None, self._feed)
-        self._set(out)
+        if self._bindings is None:
+            self._bindings = self._bind()
+        if self._bindings:
+            self._run_bound(self._bindings[self._side])
+            self._side ^= 1
+            self._logits = self._logits_out[0, 0].copy()
+        else:
+            self._store(self._model._call(self._tokens, self._buffers[self._side]))
         self.consumed += 1
         return self._logits
+
+    def _bind(self) -> list:
+        """Two IOBindings (one per side) over preallocated buffers: a step is then one call with no
+        feed dict and no output allocation (measured: 17 → 12 µs a step on a tiny model)."""
+        model = self._model
+        if not model._bind_steps:
+            return []
+        import onnxruntime
+
+        wrap = onnxruntime.OrtValue.ortvalue_from_numpy  # on CPU: shares the numpy array's memory
+        self._logits_out = np.zeros((1, 1, model.n_out), np.float32)  # (1, 1, n_out)
+        out_names = model._output_names
+        bindings = []
+        for side in (0, 1):
+            binding = model._session.io_binding()
+            binding.bind_ortvalue_input(self._names[0], wrap(self._tokens))
+            for name, array in zip(self._names[1:], self._buffers[side]):
+                binding.bind_ortvalue_input(name, wrap(array))
+            binding.bind_ortvalue_output(out_names[0], wrap(self._logits_out))
+            for name, array in zip(out_names[1:], self._buffers[1 - side]):
+                binding.bind_ortvalue_output(name, wrap(array))
+            bindings.append(binding)
+        self._run_bound = model._session.run_with_iobinding
+        return bindings
 
     def feed(self, text: str) -> np.ndarray | None:
         """Tokenize and consume ``text``; return the logits of the last consumed step, or None."""
@@ -85,15 +116,16 @@ class Stream:
     def _advance(self, ids: list[int]) -> np.ndarray | None:
         if not ids:
             return None
-        self._feed[self._names[0]] = np.array([ids], np.int64)  # (1, T)
-        self._set(self._run(None, self._feed))
+        self._store(self._model._call(np.array([ids], np.int64), self._buffers[self._side]))  # tokens (1, T)
         self.consumed += len(ids)
         return self._logits
 
-    def _set(self, out: list[np.ndarray]) -> None:
-        self._logits = out[0][0, -1]
-        for name, value in zip(self._names[1:], out[1:]):
-            self._feed[name] = value
+    def _store(self, out: tuple[np.ndarray, list[np.ndarray]], row: int = 0) -> None:
+        """Keep row ``row`` of one session call's outputs: logits (B, T, n_out), state (L, B, H)."""
+        logits, state = out
+        self._logits = logits[row, -1].copy()  # a copy: a view would keep all T steps' logits alive
+        for live, new in zip(self._buffers[self._side], state):
+            np.copyto(live, new[:, row : row + 1])
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -104,7 +136,7 @@ class Stream:
     @property
     def state(self) -> tuple[np.ndarray, ...]:
         """Copies of the state arrays, each (layers, 1, hidden)."""
-        return tuple(self._feed[n].copy() for n in self._names[1:])
+        return tuple(a.copy() for a in self._buffers[self._side])
 
     @property
     def pending(self) -> str:
@@ -114,18 +146,16 @@ class Stream:
     def prediction(self) -> Prediction | None:
         """The running classification of what was consumed so far (None before any token)."""
         if self._model.task != "classify":
-            raise TaskError(f"prediction() needs a classify model; this is a {self._model.task} model")
+            raise TaskError(f"prediction() needs a classify model; this is a {self._model.task} model "
+                            "(use model.classify() only with a classifier)")
         return None if self._logits is None else self._model.prediction(self._logits)
 
     # -- lifecycle --------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to the start state, with nothing pending."""
         m = self._model
-        self._run = m._session.run
-        self._size = len(m.vocab)
-        self._feed = {self._names[0]: self._tokens}
-        for name, s in zip(self._names[1:], m._start_state):
-            self._feed[name] = s.copy()
+        for live, start in zip(self._buffers[self._side], m._start_state):
+            np.copyto(live, start)
         self._logits = None if m._start_logits is None else m._start_logits.copy()
         self._pending = ""
         self.consumed = 0
@@ -133,24 +163,21 @@ class Stream:
     def fork(self) -> Stream:
         """An independent copy that continues from here."""
         twin = Stream(self._model)
-        twin._copy_from(self)
+        for live, source in zip(twin._buffers[twin._side], self._buffers[self._side]):
+            np.copyto(live, source)
+        twin._logits = None if self._logits is None else self._logits.copy()
+        twin._pending = self._pending
+        twin.consumed = self.consumed
         return twin
-
-    def _copy_from(self, other: Stream) -> None:
-        for name in self._names[1:]:
-            self._feed[name] = other._feed[name].copy()
-        self._logits = None if other._logits is None else other._logits.copy()
-        self._pending = other._pending
-        self.consumed = other.consumed
 
     def snapshot(self) -> bytes:
         """The stream as bytes (state, pending text, last logits); restore with ``model.stream(b)``."""
         header = json.dumps({
             "model": self._model.identity, "states": len(self._names) - 1,
-            "shape": list(self._feed[self._names[1]].shape), "pending": self._pending,
+            "shape": list(self._buffers[self._side][0].shape), "pending": self._pending,
             "consumed": self.consumed, "logits": None if self._logits is None else int(self._logits.size),
         }).encode("utf-8")
-        arrays = [self._feed[n] for n in self._names[1:]]
+        arrays = list(self._buffers[self._side])
         if self._logits is not None:
             arrays.append(self._logits)
         body = b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in arrays)
@@ -158,33 +185,38 @@ class Stream:
 
     @classmethod
     def restore(cls, model: Model, data: bytes) -> Stream:
+        """The stream ``snapshot()`` wrote, for the model that wrote it."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"a snapshot is bytes, got {type(data).__name__}")
         data = bytes(data)
         try:
             magic, version, size = _HEADER.unpack_from(data)
             header = json.loads(data[_HEADER.size : _HEADER.size + size].decode("utf-8"))
-        except (struct.error, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (struct.error, ValueError, RecursionError) as e:  # ValueError: bad UTF-8 or JSON
             raise StateError("this is not a stream snapshot (or it is truncated)") from e
         if magic != _MAGIC or version != _SNAPSHOT_VERSION or not isinstance(header, dict):
             raise StateError("this is not a stream snapshot of this rnnkit version")
         if header.get("model") != model.identity:
             raise StateError("this snapshot was taken from another model; restore it with the model that made it")
         stream = cls(model)
-        shapes = [tuple(stream._feed[n].shape) for n in stream._names[1:]]
-        n_logits = header.get("logits")
-        sizes = [int(np.prod(s)) for s in shapes] + ([n_logits] if n_logits else [])
+        live = stream._buffers[stream._side]
+        shapes = [a.shape for a in live]
+        n_logits, pending, consumed = header.get("logits"), header.get("pending"), header.get("consumed")
+        if (header.get("states") != len(shapes) or n_logits not in (None, model.n_out)
+                or not isinstance(pending, str) or not isinstance(consumed, int) or consumed < 0):
+            raise StateError("this snapshot is corrupt (its header does not fit the model)")
+        sizes = [int(np.prod(s)) for s in shapes]
         body = data[_HEADER.size + size :]
-        if header.get("states") != len(shapes) or len(body) != 4 * sum(sizes):
+        if len(body) != 4 * (sum(sizes) + (n_logits or 0)):
             raise StateError("this snapshot is truncated or corrupt")
         flat = np.frombuffer(body, dtype="<f4").astype(np.float32)
         offset = 0
-        for name, shape, n in zip(stream._names[1:], shapes, sizes):
-            stream._feed[name] = flat[offset : offset + n].reshape(shape).copy()
+        for array, shape, n in zip(live, shapes, sizes):
+            np.copyto(array, flat[offset : offset + n].reshape(shape))
             offset += n
         stream._logits = flat[offset:].copy() if n_logits else None
-        stream._pending = str(header.get("pending", ""))
-        stream.consumed = int(header.get("consumed", 0))
+        stream._pending = pending
+        stream.consumed = consumed
         return stream
 
 
@@ -204,18 +236,16 @@ class StreamBatcher:
     def step(self, streams: Sequence[Stream], token_ids: Sequence[int]) -> np.ndarray:
         """One token per stream; returns logits (B, n_out)."""
         streams = self._check(streams)
+        token_ids = list(token_ids)
         if len(token_ids) != len(streams):
             raise InputError(f"{len(streams)} streams but {len(token_ids)} token ids")
+        size = len(self._model.vocab)
+        tokens = np.array([[_token_id(t, size)] for t in token_ids], np.int64).reshape(-1, 1)  # (B, 1)
+        if not streams:
+            return np.empty((0, self._model.n_out), np.float32)
         for s in streams:
             if s._pending:
                 s.flush()
-        size = len(self._model.vocab)
-        tokens = np.empty((len(streams), 1), np.int64)  # (B, 1)
-        for row, t in enumerate(token_ids):
-            t = operator.index(t)
-            if not 0 <= t < size:
-                raise InputError(f"token id {t} is outside the vocabulary (0..{size - 1})")
-            tokens[row, 0] = t
         logits = self._run(streams, tokens)
         for s in streams:
             s.consumed += 1
@@ -224,12 +254,14 @@ class StreamBatcher:
     def feed(self, streams: Sequence[Stream], texts: Sequence[str]) -> list[np.ndarray | None]:
         """Feed one text chunk per stream; returns each stream's latest logits (None if nothing consumed)."""
         streams = self._check(streams)
+        texts = list(texts)
         if len(texts) != len(streams):
             raise InputError(f"{len(streams)} streams but {len(texts)} texts")
-        ids = []
-        for s, text in zip(streams, texts):
+        for text in texts:
             if not isinstance(text, str):
                 raise TypeError(f"text must be str, got {type(text).__name__}")
+        ids = []
+        for s, text in zip(streams, texts):
             s._pending += text
             n = self._model.tokenizer.split_point(s._pending)
             chunk, s._pending = s._pending[:n], s._pending[n:]
@@ -250,14 +282,13 @@ class StreamBatcher:
                 result[i] = streams[i]._logits
 
     def _run(self, streams: list[Stream], tokens: np.ndarray) -> np.ndarray:
-        names = self._model._input_names
-        state = [np.concatenate([s._feed[n] for s in streams], axis=1) for n in names[1:]]  # (L, B, H)
-        logits, new = self._model.run(tokens, state)  # (B, T, n_out)
+        n_state = len(self._model._input_names) - 1
+        state = [np.concatenate([s._buffers[s._side][i] for s in streams], axis=1)  # (L, B, H)
+                 for i in range(n_state)]
+        out = self._model._call(tokens, state)  # logits (B, T, n_out)
         for row, s in enumerate(streams):
-            for name, value in zip(names[1:], new):
-                s._feed[name] = np.ascontiguousarray(value[:, row : row + 1])
-            s._logits = logits[row, -1].copy()
-        return logits
+            s._store(out, row)
+        return out[0]
 
     def _check(self, streams: Sequence[Stream]) -> list[Stream]:
         streams = list(streams)
@@ -267,3 +298,13 @@ class StreamBatcher:
         if len({id(s) for s in streams}) != len(streams):
             raise InputError("the same stream appears twice in one batch")
         return streams
+
+
+def _token_id(token_id: int, size: int) -> int:
+    try:
+        token = operator.index(token_id)
+    except TypeError:
+        raise TypeError(f"a token id must be an int, got {type(token_id).__name__}") from None
+    if not 0 <= token < size:
+        raise InputError(f"token id {token} is outside the vocabulary (0..{size - 1})")
+    return token

@@ -38,3 +38,21 @@ def run_python(code: str, *, block: tuple[str, ...] = (), timeout: float = 120) 
 @pytest.fixture
 def fresh_python():
     return run_python
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """``models(**tiny_onnx kwargs)``: a loaded tiny model, exported once per session and kwargs."""
+    from factory import tiny_onnx
+
+    from rnnkit.runtime import load_model
+
+    cache = {}
+
+    def get(**kwargs):
+        key = tuple(sorted(kwargs.items()))
+        if key not in cache:
+            cache[key] = load_model(tiny_onnx(tmp_path_factory.mktemp("model"), **kwargs))
+        return cache[key]
+
+    return get
