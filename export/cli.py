@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 
 import click
+
+from rnnkit.runtime.errors import RnnkitWarning
 
 from .exporter import export_onnx
 from .graph import DEFAULT_OPSET
@@ -18,7 +21,7 @@ __all__ = ["export"]
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the .onnx file.")
 @click.option("--opset", type=click.IntRange(14), default=DEFAULT_OPSET, show_default=True, help="ONNX opset.")
 @click.option("--atol", type=click.FloatRange(0, min_open=True), default=1e-5, show_default=True,
-              help="Largest |torch − onnxruntime| allowed by the parity gate.")
+              help="Parity gate: largest |torch − onnxruntime| / max(1, |value|) allowed.")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None,
               help="Write an int8 model (onnxruntime dynamic quantization).")
 @click.option("--max-drop", type=click.FloatRange(0), default=0.01, show_default=True,
@@ -42,20 +45,28 @@ def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | N
       rnnkit export runs/sentiment --out sentiment.int8.onnx --quantize int8
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
-    report = export_onnx(checkpoint, out, opset=opset, atol=atol, quantize=quantize, max_drop=max_drop,
-                         skip_parity=skip_parity, overwrite=force)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RnnkitWarning)
+        try:
+            report = export_onnx(checkpoint, out, opset=opset, atol=atol, quantize=quantize, max_drop=max_drop,
+                                 skip_parity=skip_parity, overwrite=force)
+        finally:  # one line each, not Python's file:line and source line
+            for w in caught:
+                click.echo(f"Warning: {w.message}", err=True)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return
     click.echo(f"wrote {report.path} ({report.size_bytes / 1024:.1f} KiB, {report.spec.task}, "
                f"{report.spec.cell} × {report.spec.layers}) in {report.seconds:.1f}s")
     if report.parity:
-        click.echo(f"parity: {len(report.parity.cases)} comparisons, max |Δ| {report.parity.max_abs_diff:.2e} "
-                   f"≤ {atol:g}")
+        p = report.parity
+        click.echo(f"parity: {len(p.cases)} comparisons, max |Δ| {p.max_abs_diff:.2e} "
+                   f"({p.max_scaled_diff:.2e} relative to max(1, |x|) ≤ {atol:g})")
     q = report.quantization
     if q:
         done = ", ".join(f"{op} ×{n}" for op, n in q["quantized_ops"].items()) or "nothing"
-        click.echo(f"int8: quantized {done}; size ×{q['size_ratio']:.2f}; max |Δ| vs torch {q['max_abs_diff']:.2e}")
+        click.echo(f"int8: quantized {done}; size ×{q['size_ratio']:.2f}; max |Δ| vs torch {q['max_abs_diff']:.2e} "
+                   f"(tolerance {q['atol']:.1e})")
         if q.get("not_quantized_ops"):
             click.echo(f"int8: {', '.join(q['not_quantized_ops'])} stays fp32 (onnxruntime has no int8 kernel for it)")
         if "metric" in q:

@@ -15,6 +15,8 @@ from typing import Any
 
 import onnx
 import torch
+from torch import nn
+
 from rnnkit.runtime.contract import (
     INPUT_C0,
     INPUT_H0,
@@ -25,11 +27,10 @@ from rnnkit.runtime.contract import (
     ModelSpec,
     rnnkit_version,
 )
-from rnnkit.runtime.errors import ExportError, MetadataError
+from rnnkit.runtime.errors import CheckpointError, ExportError, MetadataError
 from rnnkit.train.model import RNNModel
-from torch import nn
 
-__all__ = ["DEFAULT_OPSET", "GraphModule", "spec_from_checkpoint", "stamp_metadata", "trace_to_onnx"]
+__all__ = ["DEFAULT_OPSET", "GraphModule", "max_opset", "spec_from_checkpoint", "stamp_metadata", "trace_to_onnx"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 14
@@ -52,13 +53,14 @@ class GraphModule(nn.Module):
 
 def trace_to_onnx(model: RNNModel, path: Path, *, opset: int = DEFAULT_OPSET) -> None:
     """Export ``model`` (eval mode) to ``path`` with dynamic batch and sequence axes."""
-    if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
-        raise ExportError(f"opset {opset} is not supported; use {MIN_OPSET}..{onnx.defs.onnx_opset_version()}")
+    top = max_opset()
+    if not MIN_OPSET <= opset <= top:
+        raise ExportError(f"opset {opset} is not supported; use {MIN_OPSET}..{top}")
     c = model.config
     lstm = c.cell == "lstm"
     graph = GraphModule(model.eval().cpu()).eval()
     # batch > 1 and seq > 1 in the example, so neither axis can be specialised to 1
-    tokens = torch.randint(0, c.vocab_size, (3, 5))  # (B, T)
+    tokens = torch.randint(0, c.vocab_size, (3, 5), generator=torch.Generator().manual_seed(0))  # (B, T)
     h0 = torch.zeros(c.layers, 3, c.hidden)  # (L, B, H)
     args = (tokens, h0, torch.zeros_like(h0)) if lstm else (tokens, h0)
     inputs = [INPUT_TOKENS, INPUT_H0] + ([INPUT_C0] if lstm else [])
@@ -79,13 +81,30 @@ def trace_to_onnx(model: RNNModel, path: Path, *, opset: int = DEFAULT_OPSET) ->
             raise ExportError(f"torch.onnx.export failed: {str(e).splitlines()[0][:300]}") from e
 
 
+def max_opset() -> int:
+    """The highest opset that both onnx and torch's exporter know.
+
+    onnx may know newer opsets than torch can write; torch then fails and dumps its whole IR
+    graph to stderr, so the range is checked here first.
+    """
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET as torch_max
+    except ImportError:  # a private module; every torch since 2.1 writes opset 20
+        torch_max = 20
+    return min(torch_max, onnx.defs.onnx_opset_version())
+
+
 def spec_from_checkpoint(ckpt: dict[str, Any], *, quantization: dict | None = None) -> ModelSpec:
-    """The metadata of the model in ``ckpt``."""
+    """The metadata of the model in ``ckpt``, validated as a reader will validate it.
+
+    Raises :class:`CheckpointError` when the checkpoint's vocabulary, labels or task do not
+    describe its model (e.g. 3 labels for a 2-way output layer): no file could be right.
+    """
     from rnnkit.runtime.vocab import Vocabulary
 
     mc = ckpt["model_config"]
     metrics = ckpt.get("metrics", {})
-    return ModelSpec(
+    spec = ModelSpec(
         task=ckpt["task"],
         cell=mc["cell"],
         layers=mc["layers"],
@@ -106,8 +125,17 @@ def spec_from_checkpoint(ckpt: dict[str, Any], *, quantization: dict | None = No
             "data": ckpt.get("data", {}).get("source"),
             "split": ckpt.get("split", {}),
         },
-        metrics={k: v for k, v in metrics.items() if k in ("valid", "test", "best_epoch")},
+        metrics={k: v for k, v in metrics.items() if k in ("valid", "test", "best_epoch", "selected_on")},
     )
+    what = "tokens in its vocabulary" if spec.task == "lm" else "labels"
+    if spec.n_out != mc["n_out"]:
+        raise CheckpointError(f"the checkpoint lists {spec.n_out} {what} but its model has {mc['n_out']} outputs; "
+                              "it is damaged or was edited: restore it or retrain")
+    try:
+        spec.to_metadata()
+    except MetadataError as e:
+        raise CheckpointError(f"the checkpoint cannot describe its model: {e}; retrain it or fix that value") from e
+    return spec
 
 
 def stamp_metadata(path: Path, spec: ModelSpec) -> None:

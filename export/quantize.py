@@ -7,8 +7,10 @@ The report says which ops were quantized rather than letting "int8" imply all of
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+
 from rnnkit.runtime.contract import INPUT_C0, INPUT_H0, INPUT_TOKENS
 from rnnkit.runtime.errors import QuantizationError
 from rnnkit.runtime.tokenizers import Tokenizer
@@ -36,8 +39,9 @@ def quantize_int8(src: Path, dst: Path) -> dict[str, Any]:
 
     before = Counter(n.op_type for n in onnx.load(str(src)).graph.node)
     try:
-        quantize_dynamic(str(src), str(dst), op_types_to_quantize=_QUANTIZABLE,
-                         weight_type=QuantType.QInt8, per_channel=False)
+        with _root_logging_untouched():
+            quantize_dynamic(str(src), str(dst), op_types_to_quantize=_QUANTIZABLE,
+                             weight_type=QuantType.QInt8, per_channel=False)
     except Exception as e:  # onnxruntime raises plain Exceptions from its graph passes
         raise QuantizationError(f"onnxruntime could not quantize the model: {str(e).splitlines()[0]}") from e
     after = Counter(n.op_type for n in onnx.load(str(dst)).graph.node)
@@ -53,6 +57,30 @@ def quantize_int8(src: Path, dst: Path) -> dict[str, Any]:
     if not_quantized:
         log.info("not quantized (onnxruntime has no int8 kernel): %s", ", ".join(not_quantized))
     return {"quantized_ops": quantized, "not_quantized_ops": not_quantized}
+
+
+@contextlib.contextmanager
+def _root_logging_untouched() -> Iterator[None]:
+    """Keep ``quantize_dynamic`` from printing and from configuring the host's logging.
+
+    It logs through the root logger (``logging.warning``), which calls ``logging.basicConfig()``
+    when the root has no handler: a stderr handler then stays installed in the caller's process.
+    Its one warning advises shape pre-processing, which dynamic quantization of this graph does
+    not need.
+    """
+    root = logging.getLogger()
+    guard = logging.NullHandler()  # a handler, so basicConfig() is not called behind our back
+
+    def drop(record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in str(record.msg)
+
+    root.addHandler(guard)
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        root.removeHandler(guard)
 
 
 class OrtModule:

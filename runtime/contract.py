@@ -125,6 +125,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "not_quantized_ops": {"type": "object", "additionalProperties": {"type": "integer"}},
             "size_ratio": {"type": "number"},
             "max_abs_diff": {"type": "number"},
+            "atol": {"type": "number"},
             "metric": {"type": "object"},
         },
     },

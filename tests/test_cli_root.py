@@ -1,6 +1,7 @@
 import json
 
 from click.testing import CliRunner
+
 from rnnkit.runtime.cli import COMMANDS, cli
 
 

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from rnnkit.runtime import (
     CharTokenizer,
     FormatVersionError,

@@ -5,6 +5,7 @@ import logging
 import sys
 
 import pytest
+
 from rnnkit.runtime.errors import ConfigError, DataError, MissingDependencyError
 from rnnkit.train.data import (
     Dataset,

@@ -5,6 +5,7 @@ import warnings
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from rnnkit.runtime import (
     CharTokenizer,
     ConfigError,

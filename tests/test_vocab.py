@@ -3,6 +3,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from rnnkit.runtime import ConfigError, MetadataError, Vocabulary
 
 tokens = st.lists(st.lists(st.text(min_size=1, max_size=4), max_size=30), max_size=20)

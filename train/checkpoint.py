@@ -83,6 +83,9 @@ def resolve_checkpoint(path: str | Path, name: str = BEST_NAME) -> Path:
 def load_checkpoint(path: str | Path, *, name: str = BEST_NAME) -> dict[str, Any]:
     """Load and check a checkpoint (a file, or a training folder's ``name``)."""
     path = resolve_checkpoint(path, name)
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip; anything else is not a checkpoint
+        raise CheckpointError(f"{path} is not a torch checkpoint (truncated, or not a file torch.save wrote); "
+                              "give the checkpoint.pt that `rnnkit train` wrote")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -110,16 +113,23 @@ def load_checkpoint(path: str | Path, *, name: str = BEST_NAME) -> dict[str, Any
 def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[RNNModel, Tokenizer, Vocabulary]:
     """Rebuild the model (in eval mode), its tokenizer and vocabulary."""
     try:
-        model = RNNModel(ModelConfig(**ckpt["model_config"]))
+        with torch.random.fork_rng(devices=[]):  # building a module draws init weights: not the caller's RNG
+            model = RNNModel(ModelConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
     except (TypeError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint weights do not fit its model config: {_first_line(e)}") from e
+        raise CheckpointError(f"checkpoint weights do not fit its model config: {_detail(e)}") from e
     vocab = Vocabulary(ckpt["vocab"])
     if len(vocab) != model.config.vocab_size:
         raise CheckpointError(
             f"checkpoint vocabulary has {len(vocab)} tokens but the model {model.config.vocab_size}"
         )
     return model.eval(), tokenizer_from_config(ckpt["tokenizer"]), vocab
+
+
+def _detail(e: BaseException) -> str:
+    """The informative line of a load_state_dict error (the first one is only a heading)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return (lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else _first_line(e))[:300]
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,0 +1,318 @@
+"""Issue 4, the gates: parity, overwrite, int8. A file appears only when every check passed."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+onnxruntime = pytest.importorskip("onnxruntime")
+
+from click.testing import CliRunner  # noqa: E402
+from factory import tiny_checkpoint  # noqa: E402
+
+import rnnkit.export.exporter as exporter  # noqa: E402
+from rnnkit.export import check_parity, export_onnx  # noqa: E402
+from rnnkit.export.quantize import onnx_metric  # noqa: E402
+from rnnkit.runtime import load_model  # noqa: E402
+from rnnkit.runtime.cli import cli  # noqa: E402
+from rnnkit.runtime.contract import ModelSpec  # noqa: E402
+from rnnkit.runtime.errors import ParityError, QuantizationError, RnnkitWarning, WriteError  # noqa: E402
+from rnnkit.train.batches import encode_split, tokenize_examples  # noqa: E402
+from rnnkit.train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+from rnnkit.train.evaluate import evaluate  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gates")
+    return {
+        "lstm": tiny_checkpoint(root / "lstm", task="classify", cell="lstm", layers=2),
+        "gru": tiny_checkpoint(root / "gru", task="lm", cell="gru"),
+    }
+
+
+def listing(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def export(*args):
+    return CliRunner().invoke(cli, ["export", *map(str, args)])
+
+
+# -- the parity gate -------------------------------------------------------------------------------
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_an_impossible_atol_lists_every_mismatch_and_writes_nothing(ckpts, tmp_path, cell):
+    out = tmp_path / "model.onnx"
+    with pytest.raises(ParityError) as info:
+        export_onnx(ckpts[cell], out, atol=1e-12)
+    mismatches = info.value.mismatches
+    config = torch.load(ckpts[cell], weights_only=True)["model_config"]
+    outputs = ["logits", "hn", "cn"] if cell == "lstm" else ["logits", "hn"]
+    assert {m["output"] for m in mismatches} == set(outputs)
+    cases = {m["case"] for m in mismatches}
+    assert any(c.startswith("stream") for c in cases) and any(c.startswith("real") for c in cases)
+    assert len(cases) >= 5
+    for m in mismatches:
+        assert {"case", "output", "shape", "max_abs_diff"} <= set(m)
+        assert 1e-12 < m["max_abs_diff"] < 1e-4  # a real, small float difference, not a broken graph
+        if m["output"] == "logits":
+            assert m["shape"][2] == config["n_out"]
+        else:
+            assert (m["shape"][0], m["shape"][2]) == (config["layers"], config["hidden"])
+    assert "nothing was written" in str(info.value)
+    assert listing(tmp_path) == []
+
+
+def test_a_failed_gate_leaves_the_good_model_at_the_target_byte_identical(ckpts, tmp_path):
+    out = tmp_path / "model.onnx"
+    export_onnx(ckpts["lstm"], out)
+    before, mtime = out.read_bytes(), out.stat().st_mtime_ns
+    with pytest.raises(ParityError):
+        export_onnx(ckpts["lstm"], out, atol=1e-12, overwrite=True)
+    assert out.read_bytes() == before and out.stat().st_mtime_ns == mtime
+    assert listing(tmp_path) == ["model.onnx"]
+    result = export(ckpts["lstm"], "--out", out, "--atol", "1e-12", "--force")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ONNX and torch disagree") and len(result.stderr.splitlines()) == 1
+    assert out.read_bytes() == before
+
+
+def test_the_gate_collects_every_mismatch_before_raising(ckpts, tmp_path):
+    out = tmp_path / "model.onnx"
+    export_onnx(ckpts["lstm"], out)
+    model, _, _ = model_from_checkpoint(load_checkpoint(ckpts["lstm"]))
+    full = check_parity(model, out, atol=1e-12, raise_on_mismatch=False)
+    assert len(full.cases) == 3 * (5 + 1)  # (logits, hn, cn) × (5 shapes + streaming)
+    with pytest.raises(ParityError) as info:
+        check_parity(model, out, atol=1e-12)
+    assert info.value.mismatches == [c for c in full.cases if c["max_abs_diff"] > 1e-12]
+    assert len(info.value.mismatches) >= len(full.cases) - 3
+    assert f"in {len(info.value.mismatches)} of {len(full.cases)} comparisons" in str(info.value)
+
+
+def test_the_gate_catches_a_graph_that_computes_something_else(ckpts, tmp_path):
+    out = tmp_path / "model.onnx"
+    export_onnx(ckpts["gru"], out)
+    model, _, _ = model_from_checkpoint(load_checkpoint(ckpts["gru"]))
+    with torch.no_grad():
+        model.rnn.bias_hh_l0[: model.config.hidden] += 0.05  # the reset gate: GRU's linear_before_reset trap
+    with pytest.raises(ParityError) as info:
+        check_parity(model, out)
+    assert {m["output"] for m in info.value.mismatches} == {"logits", "hn"}
+    assert min(m["max_abs_diff"] for m in info.value.mismatches) > 1e-4
+
+
+def test_skip_parity_exports_and_warns(ckpts, tmp_path):
+    out = tmp_path / "model.onnx"
+    with pytest.warns(RnnkitWarning, match="not compared with torch"):
+        report = export_onnx(ckpts["gru"], out, skip_parity=True)
+    assert report.parity is None
+    assert load_model(out).task == "lm"
+    result = export(ckpts["gru"], "--out", tmp_path / "cli.onnx", "--skip-parity")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "Warning: --skip-parity: this model was not compared with torch\n"
+    assert result.stdout.startswith(f"wrote {tmp_path / 'cli.onnx'}") and "parity:" not in result.stdout
+
+
+def test_an_existing_target_needs_overwrite(ckpts, tmp_path):
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"someone's file")
+    with pytest.raises(WriteError, match="already exists"):
+        export_onnx(ckpts["gru"], out)
+    assert out.read_bytes() == b"someone's file"
+    result = export(ckpts["gru"], "--out", out)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == f"Error: {out} already exists; pass --force to replace it\n"
+    assert out.read_bytes() == b"someone's file"
+    assert listing(tmp_path) == ["model.onnx"]
+    result = export(ckpts["gru"], "--out", out, "--force")
+    assert result.exit_code == 0, result.output
+    assert load_model(out).task == "lm"
+    assert "parity: 14 comparisons" in result.stdout  # 5 shapes + real texts + stream, × (logits, hn)
+
+
+# -- int8 ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def int8(tmp_path_factory):
+    """cell → (fp32 path, int8 path, int8 report, checkpoint path), at sizes where weights dominate."""
+    out = {}
+    for cell, task in (("lstm", "classify"), ("gru", "lm")):
+        folder = tmp_path_factory.mktemp(f"int8-{cell}")
+        ckpt = tiny_checkpoint(folder, task=task, cell=cell, layers=2, hidden=48, embed=24)
+        export_onnx(ckpt, folder / "fp32.onnx")
+        report = export_onnx(ckpt, folder / "int8.onnx", quantize="int8")
+        out[cell] = folder / "fp32.onnx", folder / "int8.onnx", report, ckpt
+    return out
+
+
+def test_lstm_int8_quantizes_the_lstm_and_the_matmul(int8):
+    _, path, report, _ = int8["lstm"]
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
+    assert "MatMulInteger" in ops and "MatMul" not in ops
+    q = report.quantization
+    assert q["quantized_ops"]["LSTM"] == 2 and q["quantized_ops"]["MatMul"] == 1
+    assert q["not_quantized_ops"] == {}
+
+
+def test_gru_int8_keeps_the_gru_fp32_and_says_so(int8):
+    _, path, report, _ = int8["gru"]
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("GRU") == 2 and not any("LSTM" in op for op in ops)
+    assert "MatMulInteger" in ops
+    q = report.quantization
+    assert set(q["quantized_ops"]) <= {"MatMul", "Gather"} and q["quantized_ops"]["MatMul"] == 1
+    assert q["not_quantized_ops"] == {"GRU": 2}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_int8_is_smaller_loads_and_describes_itself(int8, cell):
+    fp32, path, report, _ = int8[cell]
+    ratio = path.stat().st_size / fp32.stat().st_size
+    assert ratio < (0.5 if cell == "lstm" else 1.0)
+    assert report.quantization["size_ratio"] == pytest.approx(ratio, abs=0.001)
+    model = load_model(path)
+    q = model.metadata.quantization
+    assert q == report.quantization
+    assert q["mode"] == "int8" and "quantize_dynamic" in q["method"]
+    assert q == ModelSpec.from_metadata({p.key: p.value for p in onnx.load(str(path)).metadata_props}).quantization
+    assert model.metadata.vocab.tokens == load_model(fp32).metadata.vocab.tokens
+    shown = CliRunner().invoke(cli, ["inspect", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert f"quantization:  int8 {json.dumps(q['quantized_ops'])}" in shown.stdout.splitlines()
+    assert json.loads(CliRunner().invoke(cli, ["inspect", str(path), "--json"]).stdout)["quantization"] == q
+
+
+def test_export_prints_nothing_and_leaves_torch_random_state_alone(ckpts, tmp_path, capfd):
+    capfd.readouterr()
+    rng = torch.get_rng_state()
+    export_onnx(ckpts["lstm"], tmp_path / "a.onnx")
+    export_onnx(ckpts["gru"], tmp_path / "b.onnx", quantize="int8")
+    assert capfd.readouterr() == ("", "")
+    assert torch.equal(torch.get_rng_state(), rng)  # a training script's seeded run is not shifted
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_int8_stays_within_the_tolerance_it_reports(int8, cell):
+    _, path, report, ckpt = int8[cell]
+    q = report.quantization
+    assert 0 < q["max_abs_diff"] <= q["atol"] < 0.1  # int8 changed the numbers, a little
+    model, _, _ = model_from_checkpoint(load_checkpoint(ckpt))
+    fresh = [check_parity(model, path, atol=q["atol"], seed=seed, shapes=((1, 1), (3, 17), (4, 64), (2, 300), (8, 40)))
+             for seed in range(100, 110)]  # raises ParityError beyond the tolerance
+    assert max(r.max_abs_diff for r in fresh) > 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_onnx_metric_of_the_fp32_file_is_the_torch_metric(int8, cell):
+    fp32, _, report, ckpt_path = int8[cell]
+    ckpt = load_checkpoint(ckpt_path)
+    model, tokenizer, vocab = model_from_checkpoint(ckpt)
+    name, value, higher = onnx_metric(fp32, ckpt, tokenizer, vocab)
+    task = ckpt["task"]
+    examples = ckpt["valid_sample"] if task == "lm" else [tuple(e) for e in ckpt["valid_sample"]]
+    data, _ = encode_split(tokenize_examples(examples, task, tokenizer), task, vocab, ckpt["labels"],
+                           batch_size=1, bptt=256, max_len=64)
+    expected = evaluate(model, data, task, labels=list(ckpt["labels"]))[name]
+    assert value == pytest.approx(expected, rel=1e-5)
+    assert (name, higher) == (("perplexity", False) if task == "lm" else ("accuracy", True))
+    m = report.quantization["metric"]
+    assert m["name"] == name and m["fp32"] == pytest.approx(value, rel=1e-9)
+    assert m["relative_drop"] == pytest.approx(((m["int8"] - m["fp32"]) if task == "lm" else
+                                               (m["fp32"] - m["int8"])) / m["fp32"])
+
+
+def fake_metric(fp32_value: float, int8_value: float, name="accuracy", higher=True):
+    def metric(path, ckpt, tokenizer, vocab):
+        return name, (int8_value if "int8" in path.name else fp32_value), higher
+
+    return metric
+
+
+@pytest.mark.parametrize(("fp32", "int8_value", "name", "higher"), [
+    (0.90, 0.80, "accuracy", True),
+    (10.0, 10.5, "perplexity", False),
+])
+def test_int8_is_refused_when_the_metric_drops_too_far(ckpts, tmp_path, monkeypatch, fp32, int8_value, name, higher):
+    monkeypatch.setattr(exporter, "onnx_metric", fake_metric(fp32, int8_value, name, higher))
+    out = tmp_path / "model.onnx"
+    with pytest.raises(QuantizationError, match=rf"int8 lowers validation {name}.*--max-drop") as info:
+        export_onnx(ckpts["lstm"], out, quantize="int8", max_drop=0.02)
+    assert "nothing was written" in str(info.value) and "\n" not in str(info.value)
+    assert listing(tmp_path) == []
+    result = export(ckpts["lstm"], "--out", out, "--quantize", "int8", "--max-drop", "0.02")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"Error: int8 lowers validation {name}") and len(result.stderr.splitlines()) == 1
+    assert listing(tmp_path) == []
+    drop = export_onnx(ckpts["lstm"], out, quantize="int8", max_drop=0.2).quantization["metric"]["relative_drop"]
+    assert drop == pytest.approx(abs(fp32 - int8_value) / fp32)
+
+
+def test_a_zero_fp32_metric_is_not_a_division_by_zero(ckpts, tmp_path, monkeypatch):
+    monkeypatch.setattr(exporter, "onnx_metric", fake_metric(0.0, 0.0))
+    report = export_onnx(ckpts["lstm"], tmp_path / "model.onnx", quantize="int8", max_drop=0.0)
+    assert report.quantization["metric"]["relative_drop"] == 0.0
+    monkeypatch.setattr(exporter, "onnx_metric", fake_metric(0.0, 0.5, "perplexity", False))
+    with pytest.raises(QuantizationError):
+        export_onnx(ckpts["lstm"], tmp_path / "other.onnx", quantize="int8", max_drop=0.1)
+
+
+def test_int8_without_a_validation_sample_warns_that_the_metric_is_unknown(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "run", cell="lstm")
+    payload = torch.load(ckpt, weights_only=True)
+    del payload["valid_sample"]
+    torch.save(payload, ckpt)
+    with pytest.warns(RnnkitWarning, match="no validation sample"):
+        report = export_onnx(ckpt, tmp_path / "model.onnx", quantize="int8")
+    assert "metric" not in report.quantization and report.quantization["mode"] == "int8"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_cli_says_what_int8_did(int8, tmp_path, cell):
+    *_, ckpt = int8[cell]
+    result = export(ckpt, "--out", tmp_path / "m.onnx", "--quantize", "int8")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"wrote {tmp_path / 'm.onnx'}") and f"{cell} × 2" in lines[0]
+    assert lines[1].startswith("parity: ")
+    done = "LSTM ×2, MatMul ×1, Gather ×1" if cell == "lstm" else "MatMul ×1, Gather ×1"
+    assert lines[2].startswith(f"int8: quantized {done}; size ×0.")
+    assert "max |Δ| vs torch" in lines[2] and "tolerance" in lines[2]
+    assert ("int8: GRU stays fp32 (onnxruntime has no int8 kernel for it)" in lines) == (cell == "gru")
+    metric = "accuracy" if cell == "lstm" else "perplexity"
+    assert lines[-1].startswith(f"int8: validation {metric} ")
+    report = json.loads(export(ckpt, "--out", tmp_path / "m.onnx", "--quantize", "int8", "--force", "--json").stdout)
+    assert report["quantization"]["mode"] == "int8" and report["parity"]["mismatches"] == []
+
+
+def test_int8_export_prints_nothing_and_leaves_the_hosts_logging_alone(ckpts, tmp_path, fresh_python):
+    """onnxruntime's quantizer logs through the root logger, which installs a stderr handler."""
+    out = tmp_path / "m.onnx"
+    done = fresh_python(f"""
+        import logging
+        from rnnkit.export import export_onnx
+        export_onnx({str(ckpts['lstm'])!r}, {str(out)!r}, quantize="int8")
+        assert logging.getLogger().handlers == [], logging.getLogger().handlers
+        """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
+    cli_run = fresh_python(f"""
+        from rnnkit.runtime.cli import main
+        main(["export", {str(ckpts['gru'])!r}, "--out", {str(out)!r}, "--quantize", "int8", "--force"])
+        """)
+    assert cli_run.returncode == 0, cli_run.stderr
+    assert cli_run.stderr == "" and "Traceback" not in cli_run.stdout
+    assert cli_run.stdout.count("\n") == 5 and os.path.getsize(out) > 0
+
+
+def test_int8_that_makes_the_file_larger_says_so(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "run", task="classify", cell="rnn", hidden=8, embed=4)  # weights ≪ overhead
+    with pytest.warns(RnnkitWarning, match=r"int8 did not make the file smaller \(×1\.\d\d\): RNN stays fp32"):
+        report = export_onnx(ckpt, tmp_path / "model.onnx", quantize="int8")
+    assert report.quantization["size_ratio"] >= 1
+    assert report.quantization["not_quantized_ops"] == {"RNN": 1}
