@@ -69,6 +69,8 @@ class LazyGroup(click.Group):
             raise click.UsageError(str(e), ctx) from e
         except RnnkitError as e:
             raise click.ClickException(str(e)) from e
+        except BrokenPipeError:  # `rnnkit … | head`: click exits quietly
+            raise
         except OSError as e:
             raise click.ClickException(_os_error(e)) from e
 
