@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import tempfile
 import time
 import warnings
@@ -75,7 +76,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT
         raise CheckpointError(f"{source}: {e}") from e
     real = _real_ids(ckpt, tokenizer, vocab)
     with atomic_path(out, overwrite=overwrite) as final, \
-            tempfile.TemporaryDirectory(prefix=".rnnkit-export-", dir=out.parent or ".") as work:
+            tempfile.TemporaryDirectory(prefix="rnnkit-export-") as work:  # never beside the target
         fp32 = Path(work) / "model.onnx"
         trace_to_onnx(model, fp32, opset=opset)
         stamp_metadata(fp32, spec)
@@ -99,7 +100,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT
                               "and the quantized layers are too small to gain; the fp32 model is the better file",
                               RnnkitWarning, stacklevel=2)
             fp32 = int8
-        final.write_bytes(fp32.read_bytes())
+        shutil.copyfile(fp32, final)
     size = out.stat().st_size
     log.info("wrote %s (%.1f KiB) in %.1fs", out, size / 1024, time.perf_counter() - started)
     return ExportReport(out, spec, size, time.perf_counter() - started, parity, quant)

@@ -8,6 +8,8 @@ version of this module is docs/FORMAT.md.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,7 @@ MAX_VALUE_BYTES = 32 * 1024 * 1024
 MAX_VOCAB = 2_000_000
 MAX_LABELS = 100_000
 MAX_DIM = 1 << 16
+MAX_DEPTH = 32  # nesting of a JSON value: deeper than any rnnkit writes, shallow enough to walk safely
 
 
 class KEYS:
@@ -206,7 +209,9 @@ class ModelSpec:
     @classmethod
     def from_metadata(cls, props: dict[str, str]) -> ModelSpec:
         """Parse and validate ``metadata_props``; raise :class:`MetadataError` naming the key."""
-        if not any(k.startswith(PREFIX) for k in props):
+        if not isinstance(props, Mapping):
+            raise TypeError(f"metadata must be a mapping of strings, got {type(props).__name__}")
+        if not any(isinstance(k, str) and k.startswith(PREFIX) for k in props):
             raise MetadataError(
                 "this ONNX file has no rnnkit metadata; export models with `rnnkit export`",
                 KEYS.FORMAT,
@@ -219,14 +224,16 @@ class ModelSpec:
             raw = props[key]
             if not isinstance(raw, str):
                 raise MetadataError(f"metadata {key!r} must be a string, got {type(raw).__name__}", key)
-            if len(raw.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
+            if _utf8_size(raw) > MAX_VALUE_BYTES:
                 raise MetadataError(f"metadata {key!r} is larger than {MAX_VALUE_BYTES} bytes", key)
             value: Any = raw
             if key in _JSON_KEYS:
                 try:
                     value = json.loads(raw)
-                except (json.JSONDecodeError, RecursionError) as e:
+                except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError
                     raise MetadataError(f"metadata {key!r} is not valid JSON ({e})", key) from e
+                if _depth(value) > MAX_DEPTH:
+                    raise MetadataError(f"metadata {key!r} is nested deeper than {MAX_DEPTH} levels", key)
             errors = schema_errors(value, SCHEMAS[key])
             if errors:
                 more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -292,7 +299,7 @@ class ModelSpec:
 def _check_version(raw: Any) -> None:
     if raw is None:
         raise MetadataError(f"metadata key {KEYS.FORMAT!r} is missing; re-export the model", KEYS.FORMAT)
-    if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 6:
+    if not isinstance(raw, str) or not re.fullmatch("[0-9]{1,6}", raw):  # ASCII digits: "²".isdigit() too
         raise MetadataError(f"metadata {KEYS.FORMAT!r} must be an integer, got {str(raw)[:20]!r}",
                             KEYS.FORMAT)
     version = int(raw)
@@ -304,6 +311,28 @@ def _check_version(raw: Any) -> None:
         )
     if version < 1:
         raise FormatVersionError(f"unknown model format {version}; re-export the model", KEYS.FORMAT)
+
+
+def _utf8_size(text: str) -> int:
+    """The UTF-8 size of ``text``, without encoding it when its length already decides."""
+    if len(text) > MAX_VALUE_BYTES or text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and dicts (a scalar is 0), walked without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        todo.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def rnnkit_version() -> str:

@@ -81,7 +81,10 @@ class Model:
         self.vocab = spec.vocab
         self.task = spec.task
         self.labels = list(spec.labels)
-        self.identity = _file_digest(path)
+        try:
+            self.identity = _file_digest(path)
+        except OSError as e:  # replaced or removed since the session read it
+            raise ModelFileError(f"cannot read {path}: {e.strerror or e}") from e
         self._n_state = len(spec.state_names)
         self._start_state, self._start_logits = self._start()
 
@@ -89,12 +92,18 @@ class Model:
     def _check_io(self, spec: ModelSpec) -> None:
         inputs = {i.name: i for i in self._session.get_inputs()}
         outputs = {o.name: o for o in self._session.get_outputs()}
-        missing = [n for n in spec.input_names if n not in inputs] + [n for n in spec.output_names
-                                                                      if n not in outputs]
-        if missing or len(inputs) != len(spec.input_names):
-            raise MetadataError(f"inconsistent model: the graph's inputs/outputs {sorted(inputs)} → {sorted(outputs)} "
+        missing = [n for n in spec.input_names if n not in inputs]
+        # session.run(None) returns the outputs in graph order, and _call reads them by position
+        if missing or len(inputs) != len(spec.input_names) or list(outputs) != list(spec.output_names):
+            raise MetadataError(f"inconsistent model: the graph's inputs/outputs {sorted(inputs)} → {list(outputs)} "
                                 f"do not fit its metadata's cell {spec.cell!r} (expected inputs "
                                 f"{list(spec.input_names)}); re-export it", None)
+        for name, arg in [*inputs.items(), *outputs.items()]:
+            want = "tensor(int64)" if name == spec.input_names[0] else "tensor(float)"
+            rank = 2 if name == spec.input_names[0] else 3
+            if arg.type != want or not isinstance(arg.shape, list) or len(arg.shape) != rank:
+                raise MetadataError(f"inconsistent model: the graph's {name!r} is {arg.type} of shape {arg.shape}, "
+                                    f"not {want} of rank {rank}; re-export it", None)
         shape = inputs[spec.input_names[1]].shape  # [layers, batch, hidden]
         n_out = outputs[spec.output_names[0]].shape[-1]
         spec.check_graph(n_out=_static(n_out), layers=_static(shape[0]), hidden=_static(shape[-1]))
@@ -143,12 +152,18 @@ class Model:
         quiet = onnxruntime.RunOptions()
         quiet.log_severity_level = 4  # the failure is ours to report, not onnxruntime's to print
         try:  # the embedding has a row for every id, or every text with that token would fail later
-            self._session.run(None, dict(zip(self._input_names, (last, *self.zero_state(1)))), quiet)
+            out = self._session.run(None, dict(zip(self._input_names, (last, *self.zero_state(1)))), quiet)
         except Exception as e:  # onnxruntime's pybind errors
             why = " ".join(str(e).split())[:200]
             raise MetadataError(f"inconsistent model: the graph cannot embed token id {last[0, 0]} of the "
                                 f"{len(self.vocab)}-token vocabulary ({why}); re-export the model",
                                 "rnnkit.vocab") from e
+        s = self.metadata  # a graph with dynamic dimensions shows its real ones only when it runs
+        want = [(1, 1, self.n_out)] + [(s.layers, 1, s.hidden)] * self._n_state
+        got = [tuple(np.shape(a)) for a in out]
+        if got != want:
+            raise MetadataError(f"inconsistent model: one step gives outputs of shapes {got} but the metadata "
+                                f"says {want}; re-export the model", None)
         if self.task != "lm":
             return self.zero_state(1), None
         logits, state = self._call(np.array([[self.vocab.bos_id]], np.int64), self.zero_state(1))

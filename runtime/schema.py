@@ -50,7 +50,7 @@ def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[s
         if len(value) < schema.get("minItems", 0):
             errors.append(f"{path}: fewer than {schema['minItems']} items")
         if "maxItems" in schema and len(value) > schema["maxItems"]:
-            errors.append(f"{path}: more than {schema['maxItems']} items")
+            return [*errors, f"{path}: more than {schema['maxItems']} items"]  # not worth walking the items
         if "items" in schema:
             for i, item in enumerate(value):
                 errors += schema_errors(item, schema["items"], f"{path}[{i}]")

@@ -38,10 +38,9 @@ def make_session(path: str | Path, *, providers: Providers = "auto", threads: in
     ort = _ort()
     _check_single_package()
     path = Path(path)
-    if not path.exists():
-        raise ModelNotFoundError(f"no model file at {path}")
-    if path.is_dir():
-        raise ModelFileError(f"{path} is a folder; give the .onnx file")
+    _check_readable(path)
+    if sess_options is not None and not isinstance(sess_options, ort.SessionOptions):
+        raise TypeError(f"sess_options must be an onnxruntime.SessionOptions, got {type(sess_options).__name__}")
     wanted, missing = _providers(providers, ort.get_available_providers(), fallback)
     if missing:
         warnings.warn(f"{', '.join(missing)} requested but this onnxruntime has only "
@@ -60,6 +59,23 @@ def make_session(path: str | Path, *, providers: Providers = "auto", threads: in
             raise ProviderError(message + ", or pass providers='cpu' / fallback=True")
         warnings.warn(message + "; running on CPU", RnnkitWarning, stacklevel=3)
     return session, used
+
+
+def _check_readable(path: Path) -> None:
+    """Refuse a path onnxruntime could not open, with our words rather than its error number."""
+    try:
+        if not path.exists():
+            raise ModelNotFoundError(f"no model file at {path}")
+        if path.is_dir():
+            raise ModelFileError(f"{path} is a folder; give the .onnx file")
+        if not path.is_file():  # reading a FIFO or a device would block or never end
+            raise ModelFileError(f"{path} is not a regular file (a pipe or a device); give the .onnx file")
+        with open(path, "rb"):
+            pass
+    except ModelFileError:
+        raise
+    except OSError as e:  # a folder on the way or the file itself not readable, a name too long…
+        raise ModelFileError(f"cannot read {path}: {e.strerror or e}; check the path and its permissions") from e
 
 
 def _name(provider: str | tuple[str, dict[str, Any]]) -> str:
@@ -122,7 +138,7 @@ def _load_error(path: Path, e: Exception) -> str:
     text = str(e).replace("\n", " ")
     if "escapes model directory" in text or "Absolute path not allowed" in text:
         return f"{path} refers to weight data outside its folder; refused for safety"
-    if "Protobuf parsing failed" in text or "INVALID_PROTOBUF" in text:
+    if "Protobuf parsing failed" in text or "INVALID_PROTOBUF" in text or "No graph was found" in text:
         return f"{path} is not an ONNX model or is truncated; re-export it with `rnnkit export`"
     if "external data" in text.lower() or "GetExtDataFromTensorProto" in text:
         return f"{path} needs weight data that is missing next to it: {text[:200]}"

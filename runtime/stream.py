@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import operator
 import struct
@@ -20,6 +21,11 @@ __all__ = ["Stream", "StreamBatcher"]
 _MAGIC = b"RNNKSNAP"
 _SNAPSHOT_VERSION = 1
 _HEADER = struct.Struct("<8sHI")  # magic, version, header length
+_DIGEST = 16  # trailing blake2b digest of everything before it: an edited or damaged snapshot is refused
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=_DIGEST).digest()
 
 
 class Stream:
@@ -171,7 +177,7 @@ class Stream:
         return twin
 
     def snapshot(self) -> bytes:
-        """The stream as bytes (state, pending text, last logits); restore with ``model.stream(b)``."""
+        """The stream as bytes (state, pending text, last logits, a checksum); restore with ``model.stream(b)``."""
         header = json.dumps({
             "model": self._model.identity, "states": len(self._names) - 1,
             "shape": list(self._buffers[self._side][0].shape), "pending": self._pending,
@@ -181,7 +187,8 @@ class Stream:
         if self._logits is not None:
             arrays.append(self._logits)
         body = b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in arrays)
-        return _HEADER.pack(_MAGIC, _SNAPSHOT_VERSION, len(header)) + header + body
+        data = _HEADER.pack(_MAGIC, _SNAPSHOT_VERSION, len(header)) + header + body
+        return data + _digest(data)
 
     @classmethod
     def restore(cls, model: Model, data: bytes) -> Stream:
@@ -203,12 +210,14 @@ class Stream:
         shapes = [a.shape for a in live]
         n_logits, pending, consumed = header.get("logits"), header.get("pending"), header.get("consumed")
         if (header.get("states") != len(shapes) or n_logits not in (None, model.n_out)
-                or not isinstance(pending, str) or not isinstance(consumed, int) or consumed < 0):
+                or not isinstance(pending, str) or type(consumed) is not int or consumed < 0):
             raise StateError("this snapshot is corrupt (its header does not fit the model)")
         sizes = [int(np.prod(s)) for s in shapes]
-        body = data[_HEADER.size + size :]
+        body = data[_HEADER.size + size : -_DIGEST]
         if len(body) != 4 * (sum(sizes) + (n_logits or 0)):
             raise StateError("this snapshot is truncated or corrupt")
+        if _digest(data[:-_DIGEST]) != data[-_DIGEST:]:
+            raise StateError("this snapshot was edited or damaged (its checksum does not match)")
         flat = np.frombuffer(body, dtype="<f4").astype(np.float32)
         offset = 0
         for array, shape, n in zip(live, shapes, sizes):

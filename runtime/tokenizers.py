@@ -201,6 +201,10 @@ def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:
     """Rebuild a tokenizer from ``to_config()`` (as stored in ``rnnkit.tokenizer``)."""
     if not isinstance(config, dict):
         raise MetadataError("tokenizer config must be a JSON object", "rnnkit.tokenizer")
+    for key, kinds, what in (("lowercase", bool, "true or false"), ("keep_whitespace", bool, "true or false"),
+                             ("hmm", bool, "true or false"), ("jieba_version", str, "a string")):
+        if key in config and not isinstance(config[key], kinds):
+            raise MetadataError(f"tokenizer {key} must be {what}, got {config[key]!r:.40}", "rnnkit.tokenizer")
     common = {k: config[k] for k in ("normalize", "lowercase", "keep_whitespace") if k in config}
     try:
         if config.get("kind") == "char":

@@ -126,12 +126,18 @@ class Vocabulary:
 
     @classmethod
     def from_json(cls, text: str) -> Vocabulary:
+        """The vocabulary of ``to_json()`` text (a model's ``rnnkit.vocab``); MetadataError if malformed."""
+        if not isinstance(text, str):
+            raise TypeError(f"vocabulary JSON must be str, got {type(text).__name__}")
         try:
             tokens = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as e:
+        except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError
             raise MetadataError(f"vocabulary is not valid JSON ({e}); re-export the model", "rnnkit.vocab") from e
         if not isinstance(tokens, list):
             raise MetadataError("vocabulary must be a JSON list of strings", "rnnkit.vocab")
+        long = next((i for i, t in enumerate(tokens) if isinstance(t, str) and len(t) > MAX_TOKEN_CHARS), None)
+        if long is not None:
+            raise MetadataError(f"vocabulary token {long} is longer than {MAX_TOKEN_CHARS} characters", "rnnkit.vocab")
         try:
             return cls(tokens)
         except ConfigError as e:

@@ -107,7 +107,7 @@ def test_a_truncated_checkpoint_is_refused(tmp_path):
     train(hello(tmp_path, epochs=1))
     data = (tmp_path / "checkpoint.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="not a torch checkpoint|not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"not a torch checkpoint|not a readable checkpoint"):
         load_checkpoint(tmp_path / "cut.pt")
 
 

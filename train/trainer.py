@@ -13,11 +13,12 @@ from typing import Any
 import torch
 
 from rnnkit.runtime.errors import CheckpointError, ConfigError
+from rnnkit.runtime.files import check_writable
 from rnnkit.runtime.tokenizers import CharTokenizer, Tokenizer, WordTokenizer
 from rnnkit.runtime.vocab import Vocabulary
 
 from .batches import LMStream, SequenceSet, encode_split, tokenize_examples
-from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint, save_checkpoint
+from .checkpoint import BEST_NAME, LAST_NAME, check_resumable, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Dataset, load_data, split_examples
 from .evaluate import batch_loss, evaluate, primary_metric
@@ -62,21 +63,44 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) 
     """
     out = Path(config.out)
     state = None
-    if resume:
+    if resume and not (out / LAST_NAME).is_file() and _killed_before_first_snapshot(out, config):
+        log.warning("the run in %s stopped before its first snapshot (%s); starting it again", out, LAST_NAME)
+        resume = False
+    elif resume:
         if not (out / LAST_NAME).is_file():
             raise CheckpointError(f"nothing to resume in {out}: no {LAST_NAME}; start the run without --resume")
         state = load_checkpoint(out, name=LAST_NAME)
+        check_resumable(state, out / LAST_NAME)
         config = _resumed_config(config, state)
         if state["progress"].get("done"):
             best = load_checkpoint(out)
-            if "test" in best["metrics"]:
+            if "test" in best.get("metrics", {}):
                 log.info("the run in %s already finished; nothing to resume", out)
                 return _result_from(out, best)
             # Stopped after its last epoch but before the test and the final reports: do those.
     elif (out / LAST_NAME).exists() or (out / BEST_NAME).exists():
         raise ConfigError(f"{out} already holds a training run: pass --resume to continue it, "
                           "or choose another --out")
+    check_writable(out, "--out folder")  # before the data is read and an epoch is spent
     return _Run(config, state, progress).run()
+
+
+def _killed_before_first_snapshot(out: Path, config: TrainConfig) -> bool:
+    """True when ``out`` holds only the first epoch's best checkpoint of this very config.
+
+    The end of an epoch writes checkpoint.pt, then last.pt; a run killed between the two in its
+    first epoch (before any --save-every snapshot) left nothing to resume from, and starting it
+    again is exactly what resuming it would do.
+    """
+    if not (out / BEST_NAME).is_file():
+        return False
+    try:
+        best = load_checkpoint(out)
+        first = best.get("progress", {}).get("epoch") == 0 and "test" not in best.get("metrics", {})
+        _resumed_config(config, best)
+    except (CheckpointError, ConfigError):
+        return False
+    return first
 
 
 class _Run:
@@ -308,8 +332,8 @@ class _Run:
             # continues from the same weights, but not bit for bit.
             if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
                 torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise CheckpointError(f"{self.out / LAST_NAME} cannot be resumed: {e}") from e
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:  # edited or foreign state
+            raise CheckpointError(f"{self.out / LAST_NAME} cannot be resumed: {str(e)[:200]}") from e
         self.pos.update(ckpt["progress"])
         self.history = list(ckpt["history"])
         carry = ckpt.get("carry")
@@ -339,7 +363,10 @@ _HEADER = ("rnnkit_checkpoint", "rnnkit", "torch", "created")
 
 
 def _resumed_config(given: TrainConfig, ckpt: dict[str, Any]) -> TrainConfig:
-    stored = TrainConfig.from_dict(ckpt["train_config"])
+    try:
+        stored = TrainConfig.from_dict(ckpt.get("train_config", {}))
+    except (ConfigError, TypeError) as e:  # an edited file: it is the checkpoint that is wrong, not the options
+        raise CheckpointError(f"the checkpoint's training options are damaged: {str(e)[:200]}") from e
     changed = [k for k, v in given.to_dict().items()
                if k not in _RESUMABLE_CHANGES and v != getattr(stored, k)]
     if changed:
