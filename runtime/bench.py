@@ -11,7 +11,7 @@ import numpy as np
 
 from .model import Model
 
-__all__ = ["measure", "median_time"]
+__all__ = ["batcher_speedup", "measure", "median_time"]
 
 
 def median_time(fn: Callable[[], Any], *, repeats: int = 5, number: int = 1) -> tuple[float, float]:
@@ -57,29 +57,33 @@ def measure(model: Model, *, steps: int = 2000, stream_counts: Sequence[int] = (
     result: dict[str, Any] = {
         "step": {"stream_us": 1e6 * stream_s / steps, "bare_us": 1e6 * bare_s / steps,
                  "ratio": stream_s / bare_s, "spread_us": 1e6 * max(stream_spread, bare_spread) / steps},
-        "batcher": [],
     }
-    batcher = model.batcher()
     rounds = max(10, steps // 20)
-    for n in stream_counts:
-        streams = [model.stream() for _ in range(n)]
-        tokens = rng.integers(4, len(model.vocab), (rounds, n)).tolist()
-
-        def batched(streams=streams, tokens=tokens) -> None:
-            for row in tokens:
-                batcher.step(streams, row)
-
-        def one_each(streams=streams, tokens=tokens) -> None:
-            for row in tokens:
-                for s, t in zip(streams, row):
-                    s.step(t)
-
-        b, _ = median_time(batched, repeats=3)
-        one, _ = median_time(one_each, repeats=3)
-        result["batcher"].append({"streams": n, "tokens_per_s": rounds * n / b,
-                                  "single_tokens_per_s": rounds * n / one, "speedup": one / b})
+    result["batcher"] = [batcher_speedup(model, n, rounds=rounds) for n in stream_counts]
     batch = 32
     whole = rng.integers(4, len(model.vocab), (batch, seq)).astype(np.int64)
     w, _ = median_time(lambda: model.run(whole), repeats=repeats)
     result["whole"] = {"batch": batch, "seq": seq, "tokens_per_s": batch * seq / w}
     return result
+
+
+def batcher_speedup(model: Model, streams: int, *, rounds: int = 50, repeats: int = 3, seed: int = 0,
+                    ) -> dict[str, Any]:
+    """Aggregate tokens/s of ``streams`` streams stepped by one StreamBatcher versus one call each."""
+    batcher = model.batcher()
+    live = [model.stream() for _ in range(streams)]
+    tokens = np.random.default_rng(seed).integers(4, len(model.vocab), (rounds, streams)).tolist()
+
+    def batched() -> None:
+        for row in tokens:
+            batcher.step(live, row)
+
+    def one_each() -> None:
+        for row in tokens:
+            for s, t in zip(live, row):
+                s.step(t)
+
+    b, spread = median_time(batched, repeats=repeats)
+    one, _ = median_time(one_each, repeats=repeats)
+    return {"streams": streams, "tokens_per_s": rounds * streams / b, "spread_s": spread,
+            "single_tokens_per_s": rounds * streams / one, "speedup": one / b}

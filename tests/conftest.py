@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -56,3 +57,35 @@ def models(tmp_path_factory):
         return cache[key]
 
     return get
+
+
+NOBODY = 65534  # the uid file permissions are tested as when the tests run as root
+
+
+@contextlib.contextmanager
+def unprivileged():
+    """Run the block as a user that file permissions apply to: nobody, when the tests run as root."""
+    if os.geteuid() != 0:
+        yield
+        return
+    try:
+        os.seteuid(NOBODY)
+    except OSError as e:
+        pytest.skip(f"running as root and cannot drop privileges to test permissions: {e}")
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+@pytest.fixture(autouse=True)
+def _torch_on_one_thread():
+    """Tiny models train fastest on one thread; restore whatever a test changed."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

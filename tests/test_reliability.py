@@ -29,8 +29,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import onnx  # noqa: E402
+from conftest import unprivileged  # noqa: E402
 from factory import tiny_checkpoint, tiny_onnx  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
+from onnx_edits import externalize, rewrite_metadata  # noqa: E402
 
 from rnnkit.export import export_onnx  # noqa: E402
 from rnnkit.runtime import RnnkitError, load_model  # noqa: E402
@@ -44,9 +46,6 @@ from rnnkit.train.trainer import train  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 ERRORS_MD = ROOT / "docs" / "ERRORS.md"
 ROW = re.compile(r"^\|\s*(E\d{2})\s*\|")
-NOBODY = 65534
-
-
 # -- reading the catalogue -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:
@@ -125,40 +124,13 @@ class Ctx:
 
     def with_metadata(self, name: str, **changes: str | None) -> Path:
         """A copy of ``clf`` whose ``rnnkit.<key>`` metadata values are replaced (None removes)."""
-        def make():
-            model = onnx.load(str(self.clf))
-            props = {p.key: p.value for p in model.metadata_props}
-            for key, value in changes.items():
-                if value is None:
-                    del props["rnnkit." + key]
-                else:
-                    props["rnnkit." + key] = value
-            del model.metadata_props[:]
-            for key, value in props.items():
-                entry = model.metadata_props.add()
-                entry.key, entry.value = key, value
-            path = self.root / f"{name}.onnx"
-            onnx.save(model, str(path))
-            return path
-        return self.once(f"meta-{name}", make)
+        return self.once(f"meta-{name}", lambda: rewrite_metadata(self.clf, self.root / f"{name}.onnx", **changes))
 
     def external(self, name: str, location: str) -> Path:
         """A copy of ``clf`` whose embedding is stored as external data at ``location``."""
         def make():
-            folder = self.root / f"ext-{name}"
-            folder.mkdir()
-            model = onnx.load(str(self.clf))
-            init = next(i for i in model.graph.initializer if i.name == "model.embedding.weight")
-            weights = numpy_helper.to_array(init)
-            (self.root / "outside.bin").write_bytes(weights.tobytes())
-            init.ClearField("raw_data")
-            init.ClearField("float_data")
-            init.data_location = TensorProto.EXTERNAL
-            for key, value in (("location", location), ("offset", "0"), ("length", str(weights.nbytes))):
-                entry = init.external_data.add()
-                entry.key, entry.value = key, value
-            path = folder / "model.onnx"
-            onnx.save(model, str(path))
+            path, weights = externalize(self.clf, self.root / f"ext-{name}", location)
+            (self.root / "outside.bin").write_bytes(weights)
             return path
         return self.once(f"ext-{name}", make)
 
@@ -292,22 +264,6 @@ def fill_disk_on_write(monkeypatch, suffix: str) -> None:
             return _real(self, *args, **kwargs)
 
         monkeypatch.setattr(Path, method, failing)
-
-
-@contextlib.contextmanager
-def unprivileged():
-    """Run the block as a user that file permissions apply to: nobody, when the tests run as root."""
-    if os.geteuid() != 0:
-        yield
-        return
-    try:
-        os.seteuid(NOBODY)
-    except OSError as e:
-        pytest.skip(f"running as root and cannot drop privileges to test permissions: {e}")
-    try:
-        yield
-    finally:
-        os.seteuid(0)
 
 
 def malicious_pickle(path: Path, marker: Path) -> Path:

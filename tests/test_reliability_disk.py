@@ -19,6 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
+from conftest import unprivileged  # noqa: E402
 from factory import tiny_checkpoint  # noqa: E402
 
 from rnnkit.export import export_onnx  # noqa: E402
@@ -28,32 +29,6 @@ from rnnkit.runtime.files import atomic_path  # noqa: E402
 from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from rnnkit.train.config import TrainConfig  # noqa: E402
 from rnnkit.train.trainer import train  # noqa: E402
-
-NOBODY = 65534
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def unprivileged():
-    """Run the block as a user that file permissions apply to: nobody, when the tests run as root."""
-    if os.geteuid() != 0:
-        yield
-        return
-    try:
-        os.seteuid(NOBODY)
-    except OSError as e:
-        pytest.skip(f"running as root and cannot drop privileges to test permissions: {e}")
-    try:
-        yield
-    finally:
-        os.seteuid(0)
 
 
 @pytest.fixture

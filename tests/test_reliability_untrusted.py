@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 import onnx  # noqa: E402
 from factory import tiny_checkpoint, tiny_onnx  # noqa: E402
-from onnx import TensorProto, numpy_helper  # noqa: E402
+from onnx_edits import externalize  # noqa: E402
 
 from rnnkit.export import export_onnx  # noqa: E402
 from rnnkit.runtime import (  # noqa: E402
@@ -79,20 +79,6 @@ def test_a_malicious_checkpoint_runs_nothing(tmp_path):
 
 
 # -- model files read nothing outside their folder -----------------------------------------------
-def externalize(src, folder, location):
-    """Copy the model at ``src`` into ``folder`` with its embedding stored as external data at ``location``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    model = onnx.load(str(src))
-    init = next(i for i in model.graph.initializer if i.name == "model.embedding.weight")
-    weights = numpy_helper.to_array(init)
-    init.ClearField("raw_data")
-    init.ClearField("float_data")
-    init.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", location), ("offset", "0"), ("length", str(weights.nbytes))):
-        entry = init.external_data.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(folder / "model.onnx"))
-    return folder / "model.onnx", weights.tobytes()
 
 
 def test_external_data_outside_the_folder_is_refused(tmp_path):

@@ -12,6 +12,7 @@ import onnxruntime
 import pytest
 from factory import tiny_onnx
 from onnx import TensorProto, helper
+from onnx_edits import rewrite_metadata
 
 from rnnkit.runtime import (
     ConfigError,
@@ -221,54 +222,40 @@ def test_valid_onnx_without_rnnkit_metadata(tmp_path, paths):
         load_model(tmp_path / "stripped.onnx")
 
 
-def rewrite(src, dst, **changes):
-    """Copy an exported model, replacing metadata values (key without the ``rnnkit.`` prefix)."""
-    model = onnx.load(str(src))
-    props = {p.key: p.value for p in model.metadata_props}
-    for key, value in changes.items():
-        if value is None:
-            props.pop("rnnkit." + key)
-        else:
-            props["rnnkit." + key] = value
-    del model.metadata_props[:]
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(dst))
-    return dst
 
 
 def test_format_versions(tmp_path, paths):
     with pytest.raises(FormatVersionError, match=r"newer.*upgrade rnnkit"):
-        load_model(rewrite(paths["clf"], tmp_path / "v99.onnx", format="99"))
+        load_model(rewrite_metadata(paths["clf"], tmp_path / "v99.onnx", format="99"))
     with pytest.raises(FormatVersionError, match="unknown model format 0"):
-        load_model(rewrite(paths["clf"], tmp_path / "v0.onnx", format="0"))
+        load_model(rewrite_metadata(paths["clf"], tmp_path / "v0.onnx", format="0"))
     with pytest.raises(MetadataError, match="must be an integer"):
-        load_model(rewrite(paths["clf"], tmp_path / "vx.onnx", format="one"))
+        load_model(rewrite_metadata(paths["clf"], tmp_path / "vx.onnx", format="one"))
     with pytest.raises(MetadataError, match=r"format.*missing"):
-        load_model(rewrite(paths["clf"], tmp_path / "vnone.onnx", format=None))
+        load_model(rewrite_metadata(paths["clf"], tmp_path / "vnone.onnx", format=None))
 
 
 def test_inconsistent_metadata(tmp_path, paths):
     clf = load_model(paths["clf"])
     labels3 = json.dumps(["neg", "mid", "pos"])
     with pytest.raises(MetadataError, match="logits' last axis is 2 but the metadata's label count is 3") as e:
-        load_model(rewrite(paths["clf"], tmp_path / "labels.onnx", labels=labels3))
+        load_model(rewrite_metadata(paths["clf"], tmp_path / "labels.onnx", labels=labels3))
     assert e.value.key == "rnnkit.labels"
     with pytest.raises(MetadataError, match="missing"):
-        load_model(rewrite(paths["clf"], tmp_path / "novocab.onnx", vocab=None))
+        load_model(rewrite_metadata(paths["clf"], tmp_path / "novocab.onnx", vocab=None))
     with pytest.raises(MetadataError, match="checksum"):
         tokens = clf.vocab.tokens
-        load_model(rewrite(paths["clf"], tmp_path / "edited.onnx", vocab=json.dumps([*tokens[:4], *tokens[5:]])))
+        edited = json.dumps([*tokens[:4], *tokens[5:]])
+        load_model(rewrite_metadata(paths["clf"], tmp_path / "edited.onnx", vocab=edited))
     with pytest.raises(MetadataError, match="do not fit its metadata's cell 'lstm'"):
-        load_model(rewrite(paths["clf"], tmp_path / "cell.onnx", cell="lstm"))
+        load_model(rewrite_metadata(paths["clf"], tmp_path / "cell.onnx", cell="lstm"))
     with pytest.raises(MetadataError, match="hidden"):
-        load_model(rewrite(paths["clf"], tmp_path / "hidden.onnx", hidden="13"))
+        load_model(rewrite_metadata(paths["clf"], tmp_path / "hidden.onnx", hidden="13"))
     with pytest.raises(MetadataError, match="task"):
-        load_model(rewrite(paths["clf"], tmp_path / "task.onnx", task="tag"))
+        load_model(rewrite_metadata(paths["clf"], tmp_path / "task.onnx", task="tag"))
 
     tokens = [*clf.vocab.tokens, "多", "余"]  # more tokens than the embedding has rows, checksum kept right
-    grown = rewrite(paths["clf"], tmp_path / "grown.onnx", vocab=json.dumps(tokens, ensure_ascii=False),
+    grown = rewrite_metadata(paths["clf"], tmp_path / "grown.onnx", vocab=json.dumps(tokens, ensure_ascii=False),
                     vocab_sha256=vocab_checksum(tokens))
     with pytest.raises(MetadataError, match="cannot embed token id") as e:
         load_model(grown)

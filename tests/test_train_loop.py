@@ -25,14 +25,6 @@ TINY = {"hidden": 16, "embed": 8, "patience": 0, "device": "cpu"}
 TIMING = ("seconds", "tokens_per_second")  # wall-clock fields: the only ones two runs may differ in
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is fastest and leaves the other core free
-    yield
-    torch.set_num_threads(before)
-
-
 # --- tiny data ------------------------------------------------------------------------------
 
 

@@ -27,14 +27,6 @@ TINY = ["--hidden", "16", "--embed", "8", "--patience", "0", "--device", "cpu", 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def classify_tsv(folder: Path, extra: str = "") -> str:
     lines = [f"pos\t{t}好" if i % 2 == 0 else f"neg\t{t}差" for i, t in enumerate("我你他这那个书很是的了东西" * 2)]
     path = folder / "reviews.tsv"

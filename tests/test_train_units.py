@@ -15,14 +15,6 @@ from rnnkit.train.model import ModelConfig, RNNModel  # noqa: E402
 CELLS = ["rnn", "gru", "lstm"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is fastest and leaves the other core free
-    yield
-    torch.set_num_threads(before)
-
-
 def model(cell: str, vocab: int = 12, n_out: int = 3, layers: int = 2) -> RNNModel:
     torch.manual_seed(0)
     return RNNModel(ModelConfig(cell=cell, vocab_size=vocab, n_out=n_out, embed=6, hidden=8, layers=layers)).eval()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,8 +404,10 @@ def _device(name: str) -> torch.device:
 def _progress_bar(total: int, initial: int, *, enabled: bool):
     from tqdm.auto import tqdm
 
+    # Redrawn in place on a terminal; into a log file or CI pipe, a line every 30 s is enough.
+    interval = 0.1 if sys.stderr.isatty() else 30.0
     return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True,
-                desc="training", leave=True)
+                desc="training", leave=True, mininterval=interval)
 
 
 def _logs_above(bar):
