@@ -114,6 +114,7 @@ def spec_from_checkpoint(ckpt: dict[str, Any], *, quantization: dict | None = No
         vocab=Vocabulary(ckpt["vocab"]),
         labels=tuple(ckpt["labels"]) if ckpt["task"] != "lm" else (),
         tag_scheme=ckpt.get("tag_scheme", "none") if ckpt["task"] == "tag" else "none",
+        lookahead=(ckpt.get("train_config", {}).get("lookahead") or 0) if ckpt["task"] == "tag" else 0,
         quantization=quantization or {"mode": "none"},
         provenance={
             "rnnkit": rnnkit_version(),

@@ -129,7 +129,7 @@ def onnx_metric(path: Path, ckpt: dict[str, Any], tokenizer: Tokenizer, vocab: V
     examples = sample if task == "lm" else [tuple(e) for e in sample]
     items = tokenize_examples(examples, task, tokenizer)
     data, _ = encode_split(items, task, vocab, ckpt["labels"], batch_size=1, bptt=256,
-                           max_len=cfg.get("max_len", 256))
+                           max_len=cfg.get("max_len", 256), lookahead=cfg.get("lookahead") or 0)
     name, higher = primary_metric(task, scheme)
     if task == "lm":
         name, higher = "perplexity", False

@@ -50,6 +50,7 @@ MAX_VALUE_BYTES = 32 * 1024 * 1024
 MAX_VOCAB = 2_000_000
 MAX_LABELS = 100_000
 MAX_DIM = 1 << 16
+MAX_LOOKAHEAD = 16
 MAX_DEPTH = 32  # nesting of a JSON value: deeper than any rnnkit writes, shallow enough to walk safely
 
 
@@ -68,6 +69,7 @@ class KEYS:
     SPECIALS = PREFIX + "specials"
     LABELS = PREFIX + "labels"
     TAG_SCHEME = PREFIX + "tag_scheme"
+    LOOKAHEAD = PREFIX + "lookahead"
     QUANTIZATION = PREFIX + "quantization"
     PROVENANCE = PREFIX + "provenance"
     METRICS = PREFIX + "metrics"
@@ -118,6 +120,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "items": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_CHARS},
     },
     KEYS.TAG_SCHEME: {"type": "string", "enum": list(TAG_SCHEMES)},
+    KEYS.LOOKAHEAD: {"type": "string", "pattern": "^(0|[1-9]|1[0-6])$"},
     KEYS.QUANTIZATION: {
         "type": "object",
         "required": ["mode"],
@@ -160,6 +163,7 @@ class ModelSpec:
     vocab: Vocabulary
     labels: tuple[str, ...] = ()
     tag_scheme: str = "none"
+    lookahead: int = 0  # tag: the tag of token t is read from the logits at step t + lookahead
     quantization: dict[str, Any] = field(default_factory=lambda: {"mode": "none"})
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -199,6 +203,7 @@ class ModelSpec:
             KEYS.SPECIALS: _dumps({name: i for i, name in enumerate(SPECIALS)}),
             KEYS.LABELS: _dumps(list(self.labels)),
             KEYS.TAG_SCHEME: self.tag_scheme,
+            KEYS.LOOKAHEAD: str(self.lookahead),
             KEYS.QUANTIZATION: _dumps(self.quantization),
             KEYS.PROVENANCE: _dumps(self.provenance),
             KEYS.METRICS: _dumps(self.metrics),
@@ -254,6 +259,9 @@ class ModelSpec:
             raise MetadataError(f"a {task} model needs at least 2 labels, got {len(labels)}", KEYS.LABELS)
         if (task == "tag") != (scheme != "none"):
             raise MetadataError(f"tag_scheme {scheme!r} does not fit task {task!r}", KEYS.TAG_SCHEME)
+        if task != "tag" and values[KEYS.LOOKAHEAD] != "0":
+            raise MetadataError(f"only a tag model reads ahead; a {task} model's lookahead must be 0",
+                                KEYS.LOOKAHEAD)
         if scheme == "bmes" and set(labels) != {"B", "M", "E", "S"}:
             raise MetadataError(f"a bmes tagger needs labels B, M, E, S, got {list(labels)}", KEYS.LABELS)
         if values[KEYS.TOKENIZER]["kind"] == "word" and "jieba_version" not in values[KEYS.TOKENIZER]:
@@ -271,6 +279,7 @@ class ModelSpec:
             vocab=vocab,
             labels=labels,
             tag_scheme=scheme,
+            lookahead=int(values[KEYS.LOOKAHEAD]),
             quantization=values[KEYS.QUANTIZATION],
             provenance=values[KEYS.PROVENANCE],
             metrics=values[KEYS.METRICS],

@@ -265,15 +265,18 @@ class Model:
     def tag(self, text: str) -> TagResult:
         """Tag every token of ``text``: ``[(token, tag), ...]`` with tokens as spans of ``text``.
 
-        For a B/M/E/S segmentation model, ``result.words`` holds the cut words.
+        For a B/M/E/S segmentation model, ``result.words`` holds the cut words. A tagger that
+        reads ahead (``metadata.lookahead`` = k) is fed k ``<pad>`` tokens after the text, and
+        the tag of token t is read at step t + k.
         """
         self._require("tag", "tag")
         tokens = self.tokenizer.tokenize_spans(self._text(text))
         if not tokens:
             raise InputError("the text has no tokens to tag (it is empty or only whitespace)")
-        ids = np.array([self.vocab.encode(t.text for t in tokens)], np.int64)
-        logits, _ = self._call(ids, self._batch_start(1))
-        tags = [self.labels[i] for i in logits[0].argmax(-1)]
+        k = self.metadata.lookahead
+        ids = np.array([self.vocab.encode(t.text for t in tokens) + [self.vocab.pad_id] * k], np.int64)
+        logits, _ = self._call(ids, self._batch_start(1))  # (1, T + k, n_labels)
+        tags = [self.labels[i] for i in logits[0, k:].argmax(-1)]
         pairs = [(text[t.start : t.end], tag) for t, tag in zip(tokens, tags)]
         spans = [(t.start, t.end) for t in tokens]
         words = None

@@ -24,7 +24,7 @@ BMES = ["S", "S", "B", "E", "B", "M", "E"]
 def tiny_checkpoint(folder: Path, *, task: str = "classify", cell: str = "gru", layers: int = 1,
                     level: str = "char", hidden: int = 12, embed: int = 6, seed: int = 0,
                     labels: tuple[str, ...] | None = None, tag_scheme: str | None = None,
-                    dropout: float = 0.0) -> Path:
+                    dropout: float = 0.0, lookahead: int = 0) -> Path:
     """Write ``folder/checkpoint.pt`` holding a randomly initialised model; return its path."""
     tok = WordTokenizer() if level == "word" else CharTokenizer()
     vocab = Vocabulary.build([tok.tokenize(t) for t in TEXTS])
@@ -51,7 +51,7 @@ def tiny_checkpoint(folder: Path, *, task: str = "classify", cell: str = "gru", 
         sample = [[list(t), [labels[j % len(labels)] for j in range(len(t))]] for t in TEXTS[:4]]
     payload = {
         "task": task, "tag_scheme": tag_scheme, "model_config": config.to_dict(),
-        "train_config": {"task": task, "data": "test", "out": str(folder), "max_len": 64},
+        "train_config": {"task": task, "data": "test", "out": str(folder), "max_len": 64, "lookahead": lookahead},
         "tokenizer": tok.to_config(), "vocab": vocab.tokens, "labels": list(labels),
         "model": model.state_dict(), "metrics": {"valid": {"accuracy": 0.5}}, "history": [],
         "split": {"seed": seed}, "data": {"source": "test", "fingerprint": "0" * 64, "skipped": 0},

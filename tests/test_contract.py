@@ -29,7 +29,7 @@ def make_spec(**overrides):
 @pytest.mark.parametrize("spec", [
     make_spec(),
     make_spec(task="lm", labels=(), cell="lstm"),
-    make_spec(task="tag", labels=("B", "E", "M", "S"), tag_scheme="bmes", cell="rnn", layers=1),
+    make_spec(task="tag", labels=("B", "E", "M", "S"), tag_scheme="bmes", cell="rnn", layers=1, lookahead=2),
     make_spec(tokenizer=WordTokenizer(hmm=False).to_config(),
               quantization={"mode": "int8", "quantized_ops": {"LSTM": 1}}),
 ], ids=["classify", "lm", "tag-bmes", "word-int8"])
@@ -78,6 +78,9 @@ def _props(**changes):
     ({"tokenizer": '{"kind": "char"}'}, MetadataError, KEYS.TOKENIZER, "missing required"),
     ({"vocab_sha256": "0" * 64}, MetadataError, KEYS.VOCAB_SHA256, "checksum"),
     ({"tag_scheme": "bmes"}, MetadataError, KEYS.TAG_SCHEME, "does not fit"),
+    ({"lookahead": "2"}, MetadataError, KEYS.LOOKAHEAD, "lookahead must be 0"),
+    ({"lookahead": "17"}, MetadataError, KEYS.LOOKAHEAD, "does not match"),
+    ({"lookahead": None}, MetadataError, KEYS.LOOKAHEAD, "missing"),
     ({"quantization": "[]"}, MetadataError, KEYS.QUANTIZATION, "expected object"),
     ({"provenance": "{}"}, MetadataError, KEYS.PROVENANCE, "missing required"),
     ({"metrics": "x" * (MAX_VALUE_BYTES + 1)}, MetadataError, KEYS.METRICS, "larger than"),

@@ -96,6 +96,23 @@ def test_bmes_words_concatenate_back_to_the_text(models):
         assert [len(w) for w in result.words] == np.diff([*starts, len(text)]).tolist()
 
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_a_lookahead_tagger_is_fed_k_pads_and_read_k_steps_later(models, k, monkeypatch):
+    model = models(task="tag", cell="gru", lookahead=k)
+    assert model.metadata.lookahead == k
+    text = "我爱北京天安门。"
+    ids = model.encode(text)
+    seen = []
+    real = model._call
+    monkeypatch.setattr(model, "_call", lambda tokens, state: seen.append(tokens.copy()) or real(tokens, state))
+    result = model.tag(text)
+    [tokens] = seen
+    assert tokens.tolist() == [ids + [model.vocab.pad_id] * k]
+    logits, _ = real(tokens, model.zero_state(1))  # (1, T + k, n_labels)
+    assert [tag for _, tag in result] == [model.labels[i] for i in logits[0, k:].argmax(-1)]
+    assert len(result) == len(text)
+
+
 def test_plain_tagger_has_no_words(models):
     model = models(task="tag", cell="gru", labels=("N", "V", "X"))
     result = model.tag("我爱北京")

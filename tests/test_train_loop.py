@@ -113,6 +113,32 @@ def assert_same_weights(a: dict, b: dict) -> None:
 # --- 1. every task × cell learns ------------------------------------------------------------
 
 
+def next_letter_tagged(folder: Path, n: int = 80) -> str:
+    """Tag each letter with the letter after it ("." at the end): impossible without reading ahead."""
+    import random
+
+    rng = random.Random(0)
+    lines = []
+    for _ in range(n):
+        word = "".join(rng.choice("abc") for _ in range(rng.randint(4, 9)))
+        lines.append(" ".join(f"{ch}/{nxt}" for ch, nxt in zip(word, word[1:] + ".")))
+    path = folder / "next.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_only_a_tagger_that_reads_ahead_can_tag_by_the_next_token(tmp_path):
+    data = next_letter_tagged(tmp_path)
+    accuracy = {}
+    for k in (0, 1):
+        result = train(config(tmp_path / f"k{k}", task="tag", data=data, lookahead=k, lr=0.03, epochs=20,
+                              hidden=24, patience=0))
+        assert load_checkpoint(tmp_path / f"k{k}")["train_config"]["lookahead"] == k
+        accuracy[k] = result.metrics["test"]["accuracy"]
+    assert accuracy[1] > 0.95
+    assert accuracy[0] < 0.6  # the next letter is a coin toss among a, b, c without it
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_hello_tagger_learns_ohlol(tmp_path, cell):
     result = train(config(tmp_path, task="tag", data="builtin:hello", cell=cell, lr=0.05, epochs=60))
@@ -172,8 +198,8 @@ def test_word_level_tagger(tmp_path):
 
 
 def test_bmes_segmenter_is_selected_by_word_f1(tmp_path):
-    result = train(config(tmp_path / "run", task="tag", data=bmes_tagged(tmp_path), lr=0.02, epochs=15,
-                          batch_size=8))
+    result = train(config(tmp_path / "run", task="tag", data=bmes_tagged(tmp_path), lr=0.02, epochs=30,
+                          batch_size=8))  # the default lookahead (2) takes a few more epochs to learn
     assert load_checkpoint(tmp_path / "run")["tag_scheme"] == "bmes"
     assert result.history[-1]["valid_metric"] == result.history[-1]["valid"]["word_f1"]
     assert result.metrics["test"]["word_f1"] >= 0.9

@@ -82,11 +82,12 @@ def test_checkpoints_are_plain_weights_only_files_with_the_documented_layout(tmp
 
 def test_best_checkpoint_rebuilds_the_model(tmp_path):
     train(hello(tmp_path, epochs=60, lr=0.05))
-    model, tokenizer, vocab = model_from_checkpoint(load_checkpoint(tmp_path))
-    labels = load_checkpoint(tmp_path)["labels"]
-    ids = torch.tensor([vocab.encode(tokenizer.tokenize("hello"))])
-    logits, _ = model(ids)  # (1, 5, 3)
-    assert [labels[i] for i in logits.argmax(-1)[0].tolist()] == list("ohlol")
+    ckpt = load_checkpoint(tmp_path)
+    model, tokenizer, vocab = model_from_checkpoint(ckpt)
+    k = ckpt["train_config"]["lookahead"]  # a tagger reads k tokens (here <pad>) past each one
+    ids = torch.tensor([vocab.encode(tokenizer.tokenize("hello")) + [vocab.pad_id] * k])
+    logits, _ = model(ids)  # (1, 5 + k, 3)
+    assert [ckpt["labels"][i] for i in logits.argmax(-1)[0, k:].tolist()] == list("ohlol")
 
 
 def test_a_pickled_module_is_refused(tmp_path):

@@ -56,6 +56,23 @@ def test_tag_targets_ignore_the_padding():
         torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(real, torch.tensor([1, 2, 0, 1, 2, 0])))
 
 
+def test_a_lookahead_tagger_reads_the_next_ids_and_its_tags_come_later():
+    from rnnkit.runtime import Vocabulary
+    from rnnkit.train.batches import encode_sequences
+
+    vocab = Vocabulary.build([list("abcdef")])
+    index = {"X": 0, "Y": 1}
+    items = [(list("abcdef"), list("XYXYXY"))]
+    data, dropped = encode_sequences(items, "tag", vocab, index, max_len=4, lookahead=2)
+    ids = vocab.encode(list("abcdef"))
+    assert dropped == 0
+    # window 1 reads 2 real ids past its 4 tokens; window 2 runs out of text and reads <pad>
+    assert data.seqs == [ids[0:6], ids[4:6] + [vocab.pad_id] * 2]
+    assert data.targets == [[IGNORE, IGNORE, 0, 1, 0, 1], [IGNORE, IGNORE, 0, 1]]
+    plain, _ = encode_sequences(items, "tag", vocab, index, max_len=4)
+    assert plain.seqs == [ids[0:4], ids[4:6]] and plain.targets == [[0, 1, 0, 1], [0, 1]]
+
+
 def test_batch_order_is_a_seeded_permutation_of_every_example():
     data = SequenceSet([[1] * (i % 7 + 1) for i in range(50)], list(range(50)), pad_id=0, per_token=False)
     first = data.order(8, seed=3, epoch=0)

@@ -111,12 +111,16 @@ def encode_lm(docs: Sequence[list[str]], vocab: Vocabulary) -> torch.Tensor:
 
 def encode_sequences(
     items: Sequence[tuple[list[str], object]], task: str, vocab: Vocabulary,
-    label_index: dict[str, int], max_len: int,
+    label_index: dict[str, int], max_len: int, lookahead: int = 0,
 ) -> tuple[SequenceSet, int]:
     """classify: the first ``max_len`` tokens of each text; tag: windows of ``max_len`` tokens.
 
     ``items`` are (tokens, label) or (tokens, tags). Returns the set and how many examples
     were dropped (no tokens, or a label the model does not know).
+
+    A tagger with ``lookahead`` k reads k tokens past each token before it tags it: a window
+    is followed by the next k ids of its text (``<pad>`` past the end) and its tags are
+    shifted k steps later, so the tag of token t is read at step t + k.
     """
     seqs: list[list[int]] = []
     targets: list = []
@@ -132,8 +136,10 @@ def encode_sequences(
             continue
         tag_ids = [label_index.get(t, IGNORE) for t in target]
         for i in range(0, len(ids), max_len):
-            seqs.append(ids[i : i + max_len])
-            targets.append(tag_ids[i : i + max_len])
+            tags = tag_ids[i : i + max_len]
+            window = ids[i : i + len(tags) + lookahead]  # the right context the text has…
+            seqs.append(window + [vocab.pad_id] * (len(tags) + lookahead - len(window)))  # …then <pad>
+            targets.append([IGNORE] * lookahead + tags)
     return SequenceSet(seqs, targets, vocab.pad_id, per_token=task == "tag"), dropped
 
 
@@ -147,9 +153,10 @@ def tokenize_examples(examples: Sequence, task: str, tokenizer: Tokenizer) -> li
 
 
 def encode_split(items: Sequence, task: str, vocab: Vocabulary, labels: Sequence[str], *,
-                 batch_size: int, bptt: int, max_len: int) -> tuple[LMStream | SequenceSet, int]:
+                 batch_size: int, bptt: int, max_len: int, lookahead: int = 0,
+                 ) -> tuple[LMStream | SequenceSet, int]:
     """Tokenized items of one split as the data the loop reads, and how many were dropped."""
     if task == "lm":
         return LMStream(encode_lm(items, vocab), batch_size, bptt), 0
     index = {label: i for i, label in enumerate(labels)}
-    return encode_sequences(items, task, vocab, index, max_len)
+    return encode_sequences(items, task, vocab, index, max_len, lookahead if task == "tag" else 0)

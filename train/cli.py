@@ -38,6 +38,8 @@ __all__ = ["train"]
               help="lm: tokens per truncated-BPTT chunk.")
 @click.option("--max-len", type=click.IntRange(1), default=256, show_default=True,
               help="classify: tokens read per text; tag: window length.")
+@click.option("--lookahead", type=click.IntRange(0, 16), default=None,
+              help="tag: tokens read past a token before tagging it (default 2; 0 tags at once).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=3e-3, show_default=True,
               help="Peak learning rate (AdamW, warmup then cosine decay).")
 @click.option("--weight-decay", type=click.FloatRange(0), default=0.01, show_default=True, help="AdamW weight decay.")

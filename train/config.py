@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from rnnkit.runtime.contract import CELLS, TASKS
+from rnnkit.runtime.contract import CELLS, MAX_LOOKAHEAD, TASKS
 from rnnkit.runtime.errors import ConfigError
 
-__all__ = ["TrainConfig"]
+__all__ = ["DEFAULT_LOOKAHEAD", "TrainConfig"]
+
+DEFAULT_LOOKAHEAD = 2  # tokens a tagger reads past a token before tagging it
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,11 @@ class TrainConfig:
     ``max_len`` caps the tokens per text for classify (the first ``max_len`` are read) and
     splits long tagged sequences into windows; lm trains on a continuous token stream cut
     into ``bptt``-long chunks instead.
+
+    ``lookahead`` (tag only): how many tokens past a token the tagger reads before it tags it.
+    A one-way RNN cannot see what follows a character, yet whether it ends a word depends on
+    it; reading 2 more tokens (the default for tag) is what lets it decide. ``None`` picks 2
+    for tag and 0 for the other tasks.
     """
 
     task: str
@@ -35,6 +42,7 @@ class TrainConfig:
     batch_size: int = 32
     bptt: int = 64
     max_len: int = 256
+    lookahead: int | None = None
     lr: float = 3e-3
     weight_decay: float = 0.01
     clip: float = 1.0
@@ -65,6 +73,12 @@ class TrainConfig:
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.cell not in CELLS:
             raise ConfigError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.lookahead is None:
+            object.__setattr__(self, "lookahead", DEFAULT_LOOKAHEAD if self.task == "tag" else 0)
+        if not 0 <= self.lookahead <= MAX_LOOKAHEAD:
+            raise ConfigError(f"lookahead must be in 0..{MAX_LOOKAHEAD}, got {self.lookahead}")
+        if self.lookahead and self.task != "tag":
+            raise ConfigError("--lookahead is for --task tag only")
         positive = ("layers", "embed", "hidden", "epochs", "batch_size", "bptt", "max_len", "min_freq",
                     "save_every", "valid_sample")
         for name in positive:

@@ -83,9 +83,10 @@ def _evaluate_sequences(model, data: SequenceSet, task, tag_scheme, labels, batc
             n = int(mask.sum())
             correct += int(((pred == batch.targets) & mask).sum())
             if tag_scheme == "bmes":
-                for row, length in enumerate(batch.lengths.tolist()):
-                    gold_spans.append(set(bmes_spans([labels[i] for i in batch.targets[row, :length].tolist()])))
-                    pred_spans.append(set(bmes_spans([labels[i] for i in pred[row, :length].tolist()])))
+                for row in range(len(indices)):  # the tagged positions (a lookahead shifts them)
+                    tagged = mask[row]
+                    gold_spans.append(set(bmes_spans([labels[i] for i in batch.targets[row][tagged].tolist()])))
+                    pred_spans.append(set(bmes_spans([labels[i] for i in pred[row][tagged].tolist()])))
         total += loss.item() * n
         count += n
     metrics = {"loss": total / max(count, 1), "accuracy": correct / max(count, 1), "count": count}

@@ -169,6 +169,7 @@ class _Run:
     def _encode(self, items: list, name: str) -> LMStream | SequenceSet:
         c = self.config
         data, dropped = encode_split(items, c.task, self.vocab, self.labels, max_len=c.max_len, bptt=c.bptt,
+                                     lookahead=c.lookahead,
                                      batch_size=c.batch_size if name == "train" else 10)
         if dropped:
             log.warning("%d %s examples had no tokens or an unknown label and were left out", dropped, name)
