@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) -m benchmarks.demo --out demo-out
+	$(PY) examples/demo.py --out demo-out
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --out bench-out

@@ -21,7 +21,7 @@ __all__ = ["export"]
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the .onnx file.")
 @click.option("--opset", type=click.IntRange(14), default=DEFAULT_OPSET, show_default=True, help="ONNX opset.")
 @click.option("--atol", type=click.FloatRange(0, min_open=True), default=1e-5, show_default=True,
-              help="Parity gate: largest |torch − onnxruntime| / max(1, |value|) allowed.")
+              help="Parity gate: largest |torch − onnxruntime| / max(1, largest |value|) allowed per output.")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None,
               help="Write an int8 model (onnxruntime dynamic quantization).")
 @click.option("--max-drop", type=click.FloatRange(0), default=0.01, show_default=True,
@@ -61,7 +61,7 @@ def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | N
     if report.parity:
         p = report.parity
         click.echo(f"parity: {len(p.cases)} comparisons, max |Δ| {p.max_abs_diff:.2e} "
-                   f"({p.max_scaled_diff:.2e} relative to max(1, |x|) ≤ {atol:g})")
+                   f"({p.max_scaled_diff:.2e} relative to max(1, max |x|) ≤ {atol:g})")
     q = report.quantization
     if q:
         done = ", ".join(f"{op} ×{n}" for op, n in q["quantized_ops"].items()) or "nothing"

@@ -33,7 +33,7 @@ class ParityReport:
 
     @property
     def max_scaled_diff(self) -> float:
-        """Largest |Δ| / max(1, |x|): what ``atol`` is compared with."""
+        """Largest max|Δ| / max(1, max|x|) over the outputs: what ``atol`` is compared with."""
         return max((c["max_scaled_diff"] for c in self.cases), default=0.0)
 
     @property
@@ -53,8 +53,8 @@ def check_parity(model: RNNModel, onnx_path: str | Path, *, atol: float = 1e-5,
 
     Covers each (batch, seq) in ``shapes`` with random initial states, the ``real_ids``
     sequences, and token-by-token streaming through ONNX versus the whole sequence in torch.
-    A value agrees when ``|Δ| ≤ atol · max(1, |x|)``: absolute up to magnitude 1, relative
-    beyond (float32 cannot hold an LSTM cell state of 30 to 1e-5 absolute over 300 steps).
+    An output agrees when ``max |Δ| ≤ atol · max(1, max |x|)`` over the tensor (x = torch's
+    output): absolute for outputs within ±1, relative to the tensor's largest value beyond.
     Every mismatch is collected before :class:`ParityError` is raised.
     """
     model = model.eval().cpu()
@@ -104,7 +104,9 @@ def check_parity(model: RNNModel, onnx_path: str | Path, *, atol: float = 1e-5,
         raise ParityError(
             f"ONNX and torch disagree in {len(report.mismatches)} of {len(report.cases)} comparisons "
             f"(worst: {worst['output']} in {worst['case']}, max |Δ| {worst['max_abs_diff']:.2e}, "
-            f"{worst['max_scaled_diff']:.2e} relative to max(1, |x|), > atol {atol:g}); nothing was written",
+            f"{worst['max_scaled_diff']:.2e} relative to max(1, max |x|), > atol {atol:g}); nothing was written"
+            + ("; differences this small are float32 rounding over long sequences: --atol 1e-4 accepts them"
+               if worst["max_scaled_diff"] < 10 * atol else ""),
             report.mismatches,
         )
     return report
@@ -118,9 +120,12 @@ def _record(report: ParityReport, case: str, output: str, expected: np.ndarray, 
         return
     delta = np.abs(expected.astype(np.float64) - got)
     diff = float(np.max(delta)) if expected.size else 0.0
-    # float32 keeps ~7 significant digits: an LSTM cell state of 30 cannot be held to 1e-5
-    # absolute after hundreds of steps, so past magnitude 1 the tolerance is relative.
-    scaled = float(np.max(delta / np.maximum(1.0, np.abs(expected)))) if expected.size else 0.0
+    # float32 rounding grows with the size of what is summed, not of the result: an LSTM cell
+    # state of 30, or logits of 8 read through 256 hidden units after 200 steps, differ by
+    # ~1e-5 between two correct kernels. So the tolerance scales with the tensor's magnitude
+    # once that passes 1 (onnxruntime's vectorised tanh/sigmoid add ~1e-7 a step of their own).
+    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
+    scaled = diff / scale
     if not (np.isfinite(diff) and np.isfinite(scaled)):
         diff = scaled = float("inf")
     report.cases.append({"case": case, "output": output, "shape": list(got.shape), "max_abs_diff": diff,
