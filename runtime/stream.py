@@ -53,6 +53,8 @@ class Stream:
         self._buffers = ([a.copy() for a in model._start_state], [np.empty_like(a) for a in model._start_state])
         self._side = 0
         self._bindings: list | None = None  # built on the first step
+        # (batcher, row) while a StreamBatcher holds this stream's state in its own arrays
+        self._slot: tuple[StreamBatcher, int] | None = None
         self.reset()
 
     # -- advancing --------------------------------------------------------------------------
@@ -62,6 +64,7 @@ class Stream:
         Text still held back by ``feed`` is consumed first, so the order is kept.
         """
         token = _token_id(token_id, self._size)
+        self._settle()
         if self._pending:
             self.flush()
         self._tokens[0, 0] = token
@@ -104,6 +107,7 @@ class Stream:
         """Tokenize and consume ``text``; return the logits of the last consumed step, or None."""
         if not isinstance(text, str):
             raise TypeError(f"text must be str, got {type(text).__name__}")
+        self._settle()
         self._pending += text
         tokenizer = self._model.tokenizer
         n = tokenizer.split_point(self._pending)
@@ -117,11 +121,12 @@ class Stream:
         if self._pending:
             chunk, self._pending = self._pending, ""
             self._advance(self._model.encode(chunk))
-        return self._logits
+        return self._live_logits()
 
     def _advance(self, ids: list[int]) -> np.ndarray | None:
         if not ids:
             return None
+        self._settle()
         self._store(self._model._call(np.array([ids], np.int64), self._buffers[self._side]))  # tokens (1, T)
         self.consumed += len(ids)
         return self._logits
@@ -133,16 +138,34 @@ class Stream:
         for live, new in zip(self._buffers[self._side], state):
             np.copyto(live, new[:, row : row + 1])
 
+    def _settle(self) -> None:
+        """Take this stream's state back from the batcher that last stepped it, before changing it."""
+        if self._slot is not None:
+            self._slot[0]._release(self)
+
+    def _live_state(self) -> list[np.ndarray]:
+        """The current state arrays (views into a batcher's arrays while it holds them)."""
+        if self._slot is not None:
+            batcher, row = self._slot
+            return [a[:, row : row + 1] for a in batcher._state]
+        return self._buffers[self._side]
+
+    def _live_logits(self) -> np.ndarray | None:
+        if self._slot is not None:
+            batcher, row = self._slot
+            return batcher._out[row, -1]
+        return self._logits
+
     # -- reading ----------------------------------------------------------------------------
     @property
     def logits(self) -> np.ndarray | None:
-        """Logits (n_out,) after the last consumed token (for lm: of the next token)."""
-        return self._logits
+        """Logits (n_out,) after the last consumed token (for lm: of the next token). Read only."""
+        return self._live_logits()
 
     @property
     def state(self) -> tuple[np.ndarray, ...]:
         """Copies of the state arrays, each (layers, 1, hidden)."""
-        return tuple(a.copy() for a in self._buffers[self._side])
+        return tuple(a.copy() for a in self._live_state())
 
     @property
     def pending(self) -> str:
@@ -154,11 +177,13 @@ class Stream:
         if self._model.task != "classify":
             raise TaskError(f"prediction() needs a classify model; this is a {self._model.task} model "
                             "(use model.classify() only with a classifier)")
-        return None if self._logits is None else self._model.prediction(self._logits)
+        logits = self._live_logits()
+        return None if logits is None else self._model.prediction(logits)
 
     # -- lifecycle --------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to the start state, with nothing pending."""
+        self._settle()
         m = self._model
         for live, start in zip(self._buffers[self._side], m._start_state):
             np.copyto(live, start)
@@ -169,23 +194,25 @@ class Stream:
     def fork(self) -> Stream:
         """An independent copy that continues from here."""
         twin = Stream(self._model)
-        for live, source in zip(twin._buffers[twin._side], self._buffers[self._side]):
+        for live, source in zip(twin._buffers[twin._side], self._live_state()):
             np.copyto(live, source)
-        twin._logits = None if self._logits is None else self._logits.copy()
+        logits = self._live_logits()
+        twin._logits = None if logits is None else logits.copy()
         twin._pending = self._pending
         twin.consumed = self.consumed
         return twin
 
     def snapshot(self) -> bytes:
         """The stream as bytes (state, pending text, last logits, a checksum); restore with ``model.stream(b)``."""
+        state, logits = self._live_state(), self._live_logits()
         header = json.dumps({
             "model": self._model.identity, "states": len(self._names) - 1,
-            "shape": list(self._buffers[self._side][0].shape), "pending": self._pending,
-            "consumed": self.consumed, "logits": None if self._logits is None else int(self._logits.size),
+            "shape": list(state[0].shape), "pending": self._pending,
+            "consumed": self.consumed, "logits": None if logits is None else int(logits.size),
         }).encode("utf-8")
-        arrays = list(self._buffers[self._side])
-        if self._logits is not None:
-            arrays.append(self._logits)
+        arrays = list(state)
+        if logits is not None:
+            arrays.append(logits)
         body = b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in arrays)
         data = _HEADER.pack(_MAGIC, _SNAPSHOT_VERSION, len(header)) + header + body
         return data + _digest(data)
@@ -232,8 +259,11 @@ class Stream:
 class StreamBatcher:
     """Advances many streams of one model together: one session call per step, not per stream.
 
-    States are stacked on the batch axis, run, and scattered back; each stream afterwards is
-    exactly what stepping it alone would have made it.
+    States are stacked on the batch axis and run in one call. After a ``step`` the batcher keeps
+    the stacked state, so stepping the same streams again (the serving loop) costs one session
+    call and no per-stream copying; a stream takes its state back the moment it is used on its
+    own. Each stream always reads exactly as if it had been stepped alone. A batcher, like a
+    stream, is for one thread at a time.
 
     >>> b = model.batcher()                    # doctest: +SKIP
     >>> logits = b.step(streams, token_ids)    # (len(streams), n_out)  # doctest: +SKIP
@@ -241,21 +271,36 @@ class StreamBatcher:
 
     def __init__(self, model: Model) -> None:
         self._model = model
+        self._members: tuple[Stream, ...] = ()  # the streams whose state is in _state, row by row
+        self._state: list[np.ndarray] = []  # each (L, B, H)
+        self._out: np.ndarray | None = None  # the last call's logits (B, 1, n_out)
+        self._whole = False  # every member still lives in _state
 
     def step(self, streams: Sequence[Stream], token_ids: Sequence[int]) -> np.ndarray:
         """One token per stream; returns logits (B, n_out)."""
-        streams = self._check(streams)
-        token_ids = list(token_ids)
-        if len(token_ids) != len(streams):
-            raise InputError(f"{len(streams)} streams but {len(token_ids)} token ids")
-        size = len(self._model.vocab)
-        tokens = np.array([[_token_id(t, size)] for t in token_ids], np.int64).reshape(-1, 1)  # (B, 1)
+        if not isinstance(streams, (list, tuple)):
+            streams = list(streams)
+        if not isinstance(token_ids, (list, tuple, np.ndarray)):
+            token_ids = list(token_ids)
+        fast = self._whole and len(streams) == len(self._members) and all(map(operator.is_, streams,
+                                                                              self._members))
+        streams = list(streams) if fast else self._check(streams)
+        tokens = self._tokens(token_ids, len(streams))  # (B, 1)
         if not streams:
             return np.empty((0, self._model.n_out), np.float32)
-        for s in streams:
-            if s._pending:
-                s.flush()
-        logits = self._run(streams, tokens)
+        if fast:
+            state = self._state
+        else:
+            for s in streams:
+                s._settle()
+                if s._pending:
+                    s.flush()
+            state = [np.concatenate([s._buffers[s._side][i] for s in streams], axis=1)  # (L, B, H)
+                     for i in range(len(self._model._input_names) - 1)]
+        logits, new = self._model._call(tokens, state)  # (B, 1, n_out), [(L, B, H)]
+        if not fast:
+            self._hold(streams)
+        self._state, self._out = new, logits
         for s in streams:
             s.consumed += 1
         return logits[:, -1]
@@ -271,6 +316,7 @@ class StreamBatcher:
                 raise TypeError(f"text must be str, got {type(text).__name__}")
         ids = []
         for s, text in zip(streams, texts):
+            s._settle()
             s._pending += text
             n = self._model.tokenizer.split_point(s._pending)
             chunk, s._pending = s._pending[:n], s._pending[n:]
@@ -291,6 +337,7 @@ class StreamBatcher:
                 result[i] = streams[i]._logits
 
     def _run(self, streams: list[Stream], tokens: np.ndarray) -> np.ndarray:
+        """One call over streams that hold their own state; each keeps its row of the result."""
         n_state = len(self._model._input_names) - 1
         state = [np.concatenate([s._buffers[s._side][i] for s in streams], axis=1)  # (L, B, H)
                  for i in range(n_state)]
@@ -298,6 +345,36 @@ class StreamBatcher:
         for row, s in enumerate(streams):
             s._store(out, row)
         return out[0]
+
+    def _hold(self, streams: list[Stream]) -> None:
+        """Make ``streams`` the members: the old members still here take their state back first."""
+        for s in self._members:
+            if s._slot is not None and s._slot[0] is self:
+                self._release(s)
+        self._members = tuple(streams)
+        for row, s in enumerate(streams):
+            s._slot = (self, row)
+        self._whole = True
+
+    def _release(self, stream: Stream) -> None:
+        """Copy a member's row back into its own buffers; the batcher no longer holds all members."""
+        row = stream._slot[1]
+        for live, held in zip(stream._buffers[stream._side], self._state):
+            np.copyto(live, held[:, row : row + 1])
+        stream._logits = self._out[row, -1].copy()
+        stream._slot = None
+        self._whole = False
+
+    def _tokens(self, token_ids: Sequence[int], n: int) -> np.ndarray:
+        size = len(self._model.vocab)
+        ids = np.asarray(token_ids)
+        if ids.shape != (n,):
+            if len(token_ids) != n:
+                raise InputError(f"{n} streams but {len(token_ids)} token ids")
+            ids = np.array([_token_id(t, size) for t in token_ids], np.int64)
+        elif ids.dtype.kind not in "iu" or (n and (ids.min() < 0 or ids.max() >= size)):
+            ids = np.array([_token_id(t, size) for t in token_ids], np.int64)  # raises the precise error
+        return ids.astype(np.int64, copy=False).reshape(n, 1)
 
     def _check(self, streams: Sequence[Stream]) -> list[Stream]:
         streams = list(streams)

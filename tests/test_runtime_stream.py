@@ -339,3 +339,57 @@ def test_threads_share_one_model(models, cell, level):
         np.testing.assert_array_equal(got[0], seq_logits)
         for x, y in zip(got[1], seq_state):
             np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_batchers_holding_state_never_change_what_a_stream_reads(models, cell):
+    """Random interleavings of batched steps (two batchers), single steps, feeds, reads, snapshots,
+    forks and resets leave every stream exactly where stepping it alone leaves a twin."""
+    import random
+
+    model = models(task="lm", cell=cell, layers=2)
+    rng = random.Random(7)
+    n = 6
+    streams = [model.stream() for _ in range(n)]
+    twins = [model.stream() for _ in range(n)]  # the same work, one stream at a time, no batcher
+    batchers = [model.batcher(), model.batcher()]
+    size = len(model.vocab)
+    repeats = 0  # batched steps that found the state already held
+
+    def check(i):
+        np.testing.assert_array_equal(streams[i].logits, twins[i].logits)
+        for a, b in zip(streams[i].state, twins[i].state):
+            np.testing.assert_array_equal(a, b)
+        assert streams[i].consumed == twins[i].consumed
+
+    for _ in range(300):
+        op = rng.choice(["same", "same", "same", "subset", "other", "step", "feed", "read", "snap", "fork",
+                         "reset"])
+        repeats += op == "same" and batchers[0]._whole and len(batchers[0]._members) == n
+        if op in ("same", "subset", "other"):
+            batcher = batchers[1] if op == "other" else batchers[0]
+            picked = list(range(n)) if op == "same" else sorted(rng.sample(range(n), rng.randint(1, n)))
+            ids = [rng.randrange(4, size) for _ in picked]
+            out = batcher.step([streams[i] for i in picked], ids)
+            for row, (i, t) in enumerate(zip(picked, ids)):
+                np.testing.assert_array_equal(out[row], twins[i].step(t))
+        else:
+            i = rng.randrange(n)
+            if op == "step":
+                t = rng.randrange(4, size)
+                np.testing.assert_array_equal(streams[i].step(t), twins[i].step(t))
+            elif op == "feed":
+                streams[i].feed("我爱")
+                twins[i].feed("我爱")
+            elif op == "snap":
+                streams[i] = model.stream(streams[i].snapshot())
+            elif op == "fork":
+                streams[i] = streams[i].fork()
+            elif op == "reset":
+                streams[i].reset()
+                twins[i].reset()
+        held = batchers[0]._whole
+        for i in range(n):  # reads: they must not disturb a batcher that holds the stream
+            check(i)
+        assert batchers[0]._whole == held
+    assert repeats > 20  # the batcher did find its streams' state already held, many times
