@@ -258,6 +258,23 @@ def test_batcher_step_equals_stepping_alone(models, cell, layers, level):
             assert (s.consumed, s.pending) == (a.consumed, a.pending)
 
 
+def test_batcher_of_one_stream_steps_it_alone(models):
+    model = models(task="lm", cell="lstm", layers=2)
+    streams, twins = [model.stream(), model.stream()], [model.stream(), model.stream()]
+    batcher = model.batcher()
+    batcher.step(streams, [5, 6])  # the batcher now holds both streams' state
+    for twin, t in zip(twins, (5, 6)):
+        twin.step(t)
+    for t in (7, 8, 9):
+        out = batcher.step(streams[:1], [t])
+        assert out.shape == (1, model.n_out)
+        np.testing.assert_array_equal(out[0], twins[0].step(t))
+    for s, twin in zip(streams, twins):  # the other stream kept its row's state
+        for a, b in zip(s.state, twin.state):
+            np.testing.assert_array_equal(a, b)
+    assert streams[0].consumed == 4 and streams[1].consumed == 1
+
+
 @pytest.mark.parametrize(("task", "cell", "level"), [("classify", "lstm", "word"), ("lm", "gru", "char"),
                                                      ("tag", "rnn", "char")])
 def test_batcher_feed_uneven_texts_equals_feeding_alone(models, task, cell, level):
