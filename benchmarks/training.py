@@ -53,7 +53,7 @@ def int8_versus_fp32(work: Path, quick: bool) -> list[dict[str, Any]]:
                "int8_step_us": 1e6 * latency["int8"] / 500, "metric": metric.get("name"),
                "fp32_metric": metric.get("fp32"), "int8_metric": metric.get("int8"),
                "relative_drop": metric.get("relative_drop"), "quantized_ops": q.get("quantized_ops"),
-               "not_quantized_ops": q.get("not_quantized_ops")}
+               "not_quantized_ops": q.get("not_quantized_ops"), "weight_only_ops": q.get("weight_only_ops")}
         rows.append(row)
         cell_quantized = cell.upper() in (q.get("quantized_ops") or {})
         latency_goal = "ok" if row["latency_ratio"] <= 0.6 else "MISSED"

@@ -68,7 +68,9 @@ def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | N
         click.echo(f"int8: quantized {done}; size ×{q['size_ratio']:.2f}; max |Δ| vs torch {q['max_abs_diff']:.2e} "
                    f"(tolerance {q['atol']:.1e})")
         if q.get("not_quantized_ops"):
-            click.echo(f"int8: {', '.join(q['not_quantized_ops'])} stays fp32 (onnxruntime has no int8 kernel for it)")
+            stored = " (its weights are stored int8)" if q.get("weight_only_ops") else ""
+            click.echo(f"int8: {', '.join(q['not_quantized_ops'])} computes in fp32: onnxruntime has no int8 kernel "
+                       f"for it{stored}")
         if "metric" in q:
             m = q["metric"]
             click.echo(f"int8: validation {m['name']} {m['fp32']:.4f} → {m['int8']:.4f} "

@@ -96,8 +96,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT
             stamp_metadata(int8, spec)
             if quant["size_ratio"] >= 1:
                 kept = ", ".join(quant["not_quantized_ops"]) or "the graph"
-                warnings.warn(f"int8 did not make the file smaller (×{quant['size_ratio']:.2f}): {kept} stays fp32 "
-                              "and the quantized layers are too small to gain; the fp32 model is the better file",
+                warnings.warn(f"int8 did not make the file smaller (×{quant['size_ratio']:.2f}): {kept} computes in "
+                              "fp32 and the layers are too small to gain; the fp32 model is the better file",
                               RnnkitWarning, stacklevel=2)
             fp32 = int8
         shutil.copyfile(fp32, final)

@@ -1,7 +1,10 @@
 """int8 by onnxruntime's dynamic quantization, judged on the checkpoint's validation sample.
 
 onnxruntime quantizes MatMul (the output layer), Gather (the embedding) and LSTM
-(``DynamicQuantizeLSTM``); it has no quantized GRU or RNN kernel, so those cells stay fp32.
+(``DynamicQuantizeLSTM``); it has no quantized GRU or RNN kernel, so those cells compute in
+fp32. Their weight matrices are still stored as int8 (symmetric, one scale per gate row) and
+turned back into fp32 by a ``Cast`` and a ``Mul`` of constants, which onnxruntime (and any
+runtime that folds constants) folds once at load: the file shrinks, a step costs what it did.
 The report says which ops were quantized rather than letting "int8" imply all of them.
 """
 
@@ -18,6 +21,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from onnx import helper, numpy_helper
 
 from rnnkit.runtime.contract import INPUT_C0, INPUT_H0, INPUT_TOKENS
 from rnnkit.runtime.errors import QuantizationError
@@ -26,7 +30,7 @@ from rnnkit.runtime.vocab import Vocabulary
 from rnnkit.train.batches import encode_split, tokenize_examples
 from rnnkit.train.evaluate import evaluate, primary_metric
 
-__all__ = ["OrtModule", "onnx_metric", "quantize_int8"]
+__all__ = ["OrtModule", "onnx_metric", "quantize_int8", "store_cell_weights_int8"]
 
 log = logging.getLogger(__name__)
 _CELLS = {"RNN", "GRU", "LSTM"}
@@ -56,7 +60,53 @@ def quantize_int8(src: Path, dst: Path) -> dict[str, Any]:
     not_quantized = {op: n for op, n in before.items() if op in _CELLS and op not in quantized}
     if not_quantized:
         log.info("not quantized (onnxruntime has no int8 kernel): %s", ", ".join(not_quantized))
-    return {"quantized_ops": quantized, "not_quantized_ops": not_quantized}
+    weight_only = store_cell_weights_int8(dst)
+    return {"quantized_ops": quantized, "not_quantized_ops": not_quantized, "weight_only_ops": weight_only}
+
+
+def store_cell_weights_int8(path: Path) -> dict[str, int]:
+    """Store the W and R matrices of every GRU/RNN node in ``path`` as int8; return op type → count.
+
+    Each matrix ``[directions, gates × hidden, inputs]`` becomes int8 with one symmetric scale per
+    row (``max |row| / 127``), and ``Cast(to float) · scale`` feeds the cell the fp32 weights again.
+    Both inputs are constants, so a runtime folds them when it loads the model. (A
+    ``DequantizeLinear`` would say the same, but onnxruntime keeps those unfolded for its QDQ
+    fusions and would dequantize on every call.)
+    """
+    model = onnx.load(str(path))
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+    users = Counter(name for node in graph.node for name in node.input)
+    added: list[onnx.NodeProto] = []
+    done: Counter[str] = Counter()
+    for node in graph.node:
+        if node.op_type not in ("GRU", "RNN"):
+            continue
+        stored = False
+        for slot in (1, 2):  # W, R
+            name = node.input[slot]
+            init = weights.get(name)
+            if init is None or init.data_type != onnx.TensorProto.FLOAT or users[name] != 1:
+                continue
+            stored = True
+            w = numpy_helper.to_array(init)  # (directions, gates × hidden, inputs)
+            scale = np.abs(w).max(axis=(0, 2), keepdims=True) / 127  # (1, rows, 1)
+            scale[scale == 0] = 1
+            q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+            graph.initializer.remove(init)
+            graph.initializer.extend([numpy_helper.from_array(q, f"{name}.int8"),
+                                      numpy_helper.from_array(scale.astype(np.float32), f"{name}.scale")])
+            added += [helper.make_node("Cast", [f"{name}.int8"], [f"{name}.cast"], name=f"{name}.cast",
+                                            to=onnx.TensorProto.FLOAT),
+                      helper.make_node("Mul", [f"{name}.cast", f"{name}.scale"], [name], name=f"{name}.mul")]
+        done[node.op_type] += stored
+    if not added:
+        return {}
+    for node in reversed(added):  # constants first: the node list stays topologically sorted
+        graph.node.insert(0, node)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return dict(done)
 
 
 @contextlib.contextmanager

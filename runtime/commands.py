@@ -72,6 +72,8 @@ def inspect_cmd(model_path: str, providers: str, threads: int, as_json: bool) ->
     q = s.quantization
     click.echo(f"quantization:  {q.get('mode')}" + (f" {json.dumps(q.get('quantized_ops'))}" if q.get("mode") != "none"
                                                      else ""))
+    if q.get("weight_only_ops"):
+        click.echo(f"               weights stored int8, computed fp32: {json.dumps(q['weight_only_ops'])}")
     p = s.provenance
     click.echo(f"provenance:    rnnkit {p.get('rnnkit')}, torch {p.get('torch')}, onnx {p.get('onnx')}, "
                f"created {p.get('created')}")

@@ -129,6 +129,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "method": {"type": "string"},
             "quantized_ops": {"type": "object", "additionalProperties": {"type": "integer"}},
             "not_quantized_ops": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "weight_only_ops": {"type": "object", "additionalProperties": {"type": "integer"}},
             "size_ratio": {"type": "number"},
             "max_abs_diff": {"type": "number"},
             "atol": {"type": "number"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -167,6 +168,36 @@ def test_gru_int8_keeps_the_gru_fp32_and_says_so(int8):
     q = report.quantization
     assert set(q["quantized_ops"]) <= {"MatMul", "Gather"} and q["quantized_ops"]["MatMul"] == 1
     assert q["not_quantized_ops"] == {"GRU": 2}
+    assert q["weight_only_ops"] == {"GRU": 2}
+
+
+def test_gru_int8_stores_the_cell_weights_int8_and_onnxruntime_folds_them(int8, tmp_path):
+    fp32, path, _, _ = int8["gru"]
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: i for i in graph.initializer}
+    made_by = {out: node for node in graph.node for out in node.output}
+    reference = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(fp32)).graph.initializer}
+    gru_weights = [name for node in graph.node if node.op_type == "GRU" for name in node.input[1:3]]
+    assert len(gru_weights) == 4
+    for name in gru_weights:
+        assert name not in inits  # no fp32 copy left in the file
+        mul = made_by[name]
+        cast = made_by[mul.input[0]]
+        assert (mul.op_type, cast.op_type) == ("Mul", "Cast")
+        q = onnx.numpy_helper.to_array(inits[cast.input[0]])
+        scale = onnx.numpy_helper.to_array(inits[mul.input[1]])
+        assert q.dtype == np.int8 and scale.shape == (1, q.shape[1], 1)
+        w = reference[name]  # the exporter keeps initializer names; int8 is within half a step of every weight
+        assert q.shape == w.shape and np.all(np.abs(q * scale - w) <= scale / 2 + 1e-7)
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(tmp_path / "folded.onnx")
+    onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    folded = onnx.load(str(tmp_path / "folded.onnx")).graph
+    constants = {i.name: i.data_type for i in folded.initializer}
+    cells = [node for node in folded.node if node.op_type == "GRU"]
+    assert len(cells) == 2  # each cell reads fp32 constants again: nothing is dequantized per call
+    assert all(constants.get(name) == onnx.TensorProto.FLOAT for node in cells for name in node.input[1:3])
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -184,6 +215,8 @@ def test_int8_is_smaller_loads_and_describes_itself(int8, cell):
     shown = CliRunner().invoke(cli, ["inspect", str(path)])
     assert shown.exit_code == 0, shown.output
     assert f"quantization:  int8 {json.dumps(q['quantized_ops'])}" in shown.stdout.splitlines()
+    stored = "               weights stored int8, computed fp32: " + json.dumps(q.get("weight_only_ops"))
+    assert (stored in shown.stdout.splitlines()) == (cell == "gru")
     assert json.loads(CliRunner().invoke(cli, ["inspect", str(path), "--json"]).stdout)["quantization"] == q
 
 
@@ -283,7 +316,8 @@ def test_the_cli_says_what_int8_did(int8, tmp_path, cell):
     done = "LSTM ×2, MatMul ×1, Gather ×1" if cell == "lstm" else "MatMul ×1, Gather ×1"
     assert lines[2].startswith(f"int8: quantized {done}; size ×0.")
     assert "max |Δ| vs torch" in lines[2] and "tolerance" in lines[2]
-    assert ("int8: GRU stays fp32 (onnxruntime has no int8 kernel for it)" in lines) == (cell == "gru")
+    kept = "int8: GRU computes in fp32: onnxruntime has no int8 kernel for it (its weights are stored int8)"
+    assert (kept in lines) == (cell == "gru")
     metric = "accuracy" if cell == "lstm" else "perplexity"
     assert lines[-1].startswith(f"int8: validation {metric} ")
     report = json.loads(export(ckpt, "--out", tmp_path / "m.onnx", "--quantize", "int8", "--force", "--json").stdout)
@@ -312,7 +346,7 @@ def test_int8_export_prints_nothing_and_leaves_the_hosts_logging_alone(ckpts, tm
 
 def test_int8_that_makes_the_file_larger_says_so(tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "run", task="classify", cell="rnn", hidden=8, embed=4)  # weights ≪ overhead
-    with pytest.warns(RnnkitWarning, match=r"int8 did not make the file smaller \(×1\.\d\d\): RNN stays fp32"):
+    with pytest.warns(RnnkitWarning, match=r"int8 did not make the file smaller \(×1\.\d\d\): RNN computes in fp32"):
         report = export_onnx(ckpt, tmp_path / "model.onnx", quantize="int8")
     assert report.quantization["size_ratio"] >= 1
     assert report.quantization["not_quantized_ops"] == {"RNN": 1}
