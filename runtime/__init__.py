@@ -26,6 +26,7 @@ from .errors import (
 )
 from .model import Model, Prediction, TagResult, load_model
 from .stream import Stream, StreamBatcher
+from .tagging import TagStream
 from .tokenizers import CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_config
 from .vocab import Vocabulary
 
@@ -54,6 +55,7 @@ __all__ = [
     "Stream",
     "StreamBatcher",
     "TagResult",
+    "TagStream",
     "TaskError",
     "Tokenizer",
     "Vocabulary",

@@ -15,7 +15,7 @@ from .errors import ConfigError, InputError, MetadataError, ModelFileError, Stat
 from .sampling import Sampler, StopMatcher
 from .session import Providers, make_session
 from .stream import Stream, StreamBatcher
-from .tagging import bmes_spans
+from .tagging import TagResult, TagStream, bmes_spans
 from .tokenizers import Tokenizer, tokenizer_from_config
 
 __all__ = ["Model", "Prediction", "TagResult", "load_model"]
@@ -28,16 +28,6 @@ class Prediction:
     label: str
     score: float
     scores: dict[str, float] = field(repr=False)
-
-
-class TagResult(list):
-    """``[(token, tag), ...]`` over the caller's text; ``words`` holds the cut words of a B/M/E/S model."""
-
-    def __init__(self, pairs: list[tuple[str, str]], spans: list[tuple[int, int]],
-                 words: list[str] | None) -> None:
-        super().__init__(pairs)
-        self.spans = spans
-        self.words = words
 
 
 def load_model(path: str | Path, *, providers: Providers = "auto", threads: int | None = 1,
@@ -179,6 +169,11 @@ class Model:
     def batcher(self) -> StreamBatcher:
         """Steps many live streams in one session call."""
         return StreamBatcher(self)
+
+    def tag_stream(self) -> TagStream:
+        """Tags text as it arrives: ``feed`` returns the tokens (and words) whose tags are settled."""
+        self._require("tag", "tag_stream")
+        return TagStream(self)
 
     # -- text in, ids out -------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:

@@ -126,10 +126,16 @@ class Stream:
     def _advance(self, ids: list[int]) -> np.ndarray | None:
         if not ids:
             return None
-        self._settle()
-        self._store(self._model._call(np.array([ids], np.int64), self._buffers[self._side]))  # tokens (1, T)
-        self.consumed += len(ids)
+        self._run_ids(ids)
         return self._logits
+
+    def _run_ids(self, ids: list[int]) -> np.ndarray:
+        """Consume ``ids`` (at least one) in one call; return every step's logits (T, n_out)."""
+        self._settle()
+        out = self._model._call(np.array([ids], np.int64), self._buffers[self._side])  # tokens (1, T)
+        self._store(out)
+        self.consumed += len(ids)
+        return out[0][0]
 
     def _store(self, out: tuple[np.ndarray, list[np.ndarray]], row: int = 0) -> None:
         """Keep row ``row`` of one session call's outputs: logits (B, T, n_out), state (L, B, H)."""

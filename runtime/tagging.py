@@ -1,10 +1,32 @@
-"""Reading B/M/E/S character tags as words."""
+"""Tag results, B/M/E/S words, and tagging text as it arrives."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["bmes_spans", "bmes_words"]
+import numpy as np
+
+from .stream import Stream
+
+if TYPE_CHECKING:
+    from .model import Model
+
+__all__ = ["TagResult", "TagStream", "bmes_spans", "bmes_words"]
+
+
+class TagResult(list):
+    """``[(token, tag), ...]`` over the caller's text; ``words`` holds the cut words of a B/M/E/S model.
+
+    ``spans[i]`` is the ``[start, end)`` of token i in the text (for a ``TagStream``: in all the
+    text fed since it started).
+    """
+
+    def __init__(self, pairs: list[tuple[str, str]], spans: list[tuple[int, int]],
+                 words: list[str] | None) -> None:
+        super().__init__(pairs)
+        self.spans = spans
+        self.words = words
 
 
 def bmes_spans(tags: Sequence[str]) -> list[tuple[int, int]]:
@@ -31,3 +53,117 @@ def bmes_spans(tags: Sequence[str]) -> list[tuple[int, int]]:
 def bmes_words(chars: Sequence[str], tags: Sequence[str]) -> list[str]:
     """The words of ``chars`` cut by ``tags``."""
     return ["".join(chars[a:b]) for a, b in bmes_spans(tags)]
+
+
+def _settled_words(tags: Sequence[str]) -> int:
+    """How many leading tags end whole words whatever tags come next (0 if none do)."""
+    n = len(tags)
+    if n and tags[-1] in ("E", "S"):
+        return n
+    for i in range(n - 1, 0, -1):
+        if tags[i] in ("B", "S") or tags[i - 1] in ("E", "S"):
+            return i
+    return 0
+
+
+class TagStream:
+    """Tags text that arrives in pieces, handing over each token once its tag is settled.
+
+    >>> ts = model.tag_stream()                 # doctest: +SKIP
+    >>> ts.feed("我爱北京").words                 # doctest: +SKIP
+    ['我', '爱']
+    >>> ts.end().words                           # doctest: +SKIP
+    ['北京']
+
+    A tag is settled once the tagger has read the ``lookahead`` tokens after it (a word model
+    also holds back the trailing text jieba could still cut differently); a B/M/E/S model hands
+    over whole words only. Everything ``feed`` and ``end`` return, joined, equals
+    ``model.tag(whole_text)`` however the text was cut into pieces. ``peek`` shows the open tail
+    as if the text ended now, without changing anything. Like a ``Stream``, a tag stream is for
+    one thread at a time; the model it came from is shared.
+    """
+
+    def __init__(self, model: Model) -> None:
+        self._model = model
+        self._stream = Stream(model)
+        self._k = model.metadata.lookahead
+        self._bmes = model.metadata.tag_scheme == "bmes"
+        self.reset()
+
+    def feed(self, text: str) -> TagResult:
+        """Consume ``text``; return the tokens (and words) settled by it, in order."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        self._pending += text
+        n = self._model.tokenizer.split_point(self._pending)
+        chunk, self._pending = self._pending[:n], self._pending[n:]
+        self._consume(chunk)
+        return self._hand_over(final=False)
+
+    def end(self) -> TagResult:
+        """The text ended: tag everything still open, return it, and start over."""
+        self._consume(self._pending)
+        self._pending = ""
+        self._read_ahead(self._stream)
+        result = self._hand_over(final=True)
+        self.reset()
+        return result
+
+    def peek(self) -> TagResult:
+        """What ``end()`` would return now, leaving the stream exactly as it is."""
+        twin = TagStream.__new__(TagStream)
+        twin.__dict__.update(self.__dict__, _stream=self._stream.fork(), _tokens=list(self._tokens),
+                             _tags=list(self._tags))
+        return twin.end()
+
+    def reset(self) -> None:
+        """Back to the start, with nothing fed."""
+        self._stream.reset()
+        self._pending = ""  # fed text not yet tokenized (a word model's open jieba block)
+        self._offset = 0  # where _pending starts in all the text fed since the start
+        # consumed, not yet handed over: (text, start, end, the text between it and the token before)
+        self._tokens: list[tuple[str, int, int, str]] = []
+        self._tail = ""  # consumed text after the last token (whitespace a tokenizer drops)
+        self._tags: list[str] = []  # the settled tags of _tokens[:len(_tags)]
+
+    @property
+    def pending(self) -> str:
+        """Text fed but not yet tokenized (word models only)."""
+        return self._pending
+
+    def _consume(self, chunk: str) -> None:
+        tokens = self._model.tokenizer.tokenize_spans(chunk)
+        base, end = self._offset, 0
+        self._offset += len(chunk)
+        for t in tokens:
+            gap = self._tail + chunk[end : t.start]
+            self._tokens.append((chunk[t.start : t.end], base + t.start, base + t.end, gap))
+            self._tail, end = "", t.end
+        self._tail += chunk[end:]
+        if tokens:
+            self._step(self._stream, self._model.vocab.encode(t.text for t in tokens))
+
+    def _read_ahead(self, stream: Stream) -> None:
+        if len(self._tags) < len(self._tokens):  # the last tokens' tags come lookahead steps after them
+            self._step(stream, [self._model.vocab.pad_id] * self._k)
+
+    def _step(self, stream: Stream, ids: list[int]) -> None:
+        """Run ``ids``; the output at step t is the tag of token t − lookahead."""
+        first = stream.consumed
+        logits = stream._run_ids(ids)  # (T, n_labels)
+        skip = max(0, self._k - first)  # outputs before the first token's tag
+        labels = self._model.labels
+        self._tags += [labels[i] for i in np.argmax(logits[skip:], axis=-1)]
+
+    def _hand_over(self, *, final: bool) -> TagResult:
+        n = len(self._tags)
+        if self._bmes and not final:
+            n = _settled_words(self._tags)
+        tokens, tags = self._tokens[:n], self._tags[:n]
+        del self._tokens[:n], self._tags[:n]
+        words = None
+        if self._bmes:  # a word runs from its first token to its last, with the text between them
+            words = [tokens[a][0] + "".join(gap + text for text, _, _, gap in tokens[a + 1 : b])
+                     for a, b in bmes_spans(tags)]
+        return TagResult([(text, tag) for (text, _, _, _), tag in zip(tokens, tags)],
+                         [(start, end) for _, start, end, _ in tokens], words)

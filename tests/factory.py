@@ -24,9 +24,9 @@ BMES = ["S", "S", "B", "E", "B", "M", "E"]
 def tiny_checkpoint(folder: Path, *, task: str = "classify", cell: str = "gru", layers: int = 1,
                     level: str = "char", hidden: int = 12, embed: int = 6, seed: int = 0,
                     labels: tuple[str, ...] | None = None, tag_scheme: str | None = None,
-                    dropout: float = 0.0, lookahead: int = 0) -> Path:
+                    dropout: float = 0.0, lookahead: int = 0, keep_whitespace: bool = True) -> Path:
     """Write ``folder/checkpoint.pt`` holding a randomly initialised model; return its path."""
-    tok = WordTokenizer() if level == "word" else CharTokenizer()
+    tok = (WordTokenizer if level == "word" else CharTokenizer)(keep_whitespace=keep_whitespace)
     vocab = Vocabulary.build([tok.tokenize(t) for t in TEXTS])
     if task == "tag":
         labels = labels or ("B", "E", "M", "S")
