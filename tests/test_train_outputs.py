@@ -278,6 +278,14 @@ def test_train_help_lists_every_option():
         assert param.help, f"{param.name} has no help"
 
 
+def test_into_a_log_the_progress_bar_is_drawn_rarely_not_every_step(tmp_path):
+    result = invoke(["--task", "tag", "--data", "builtin:hello", "--out", str(tmp_path / "run"), "--epochs", "60",
+                     "--hidden", "8"])  # stderr is not a terminal here, as in a CI log
+    assert result.exit_code == 0, result.output
+    draws = result.stderr.count("training:")
+    assert 1 <= draws <= 3, result.stderr[-500:]  # first and last; a 30 s interval is not reached
+
+
 def test_a_run_says_where_everything_went(tmp_path):
     out = tmp_path / "run"
     result = invoke(["--task", "tag", "--data", "builtin:hello", "--out", str(out), "--epochs", "2",

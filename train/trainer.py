@@ -205,10 +205,10 @@ class _Run:
                 pos["loss_count"] += 1
                 pos["batch"] += 1
                 smoothed = loss if smoothed is None else 0.9 * smoothed + 0.1 * loss
-                bar.update(1)
                 elapsed = pos["seconds"] + time.perf_counter() - epoch_start
                 bar.set_postfix(epoch=pos["epoch"] + 1, loss=f"{smoothed:.3f}",
-                                tok_s=f"{pos['tokens'] / max(elapsed, 1e-9):,.0f}")
+                                tok_s=f"{pos['tokens'] / max(elapsed, 1e-9):,.0f}", refresh=False)
+                bar.update(1)  # redraws at most every mininterval
                 if pos["step"] >= self.planned:
                     break
                 if pos["step"] % c.save_every == 0:
