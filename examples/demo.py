@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             m = q.get("metric", {})
             say(f"   exported {int8.path.name}: {int8.size_bytes / 1e6:.2f} MB, quantized "
                 f"{', '.join(q['quantized_ops']) or 'nothing'}"
-                + (f" ({', '.join(q['not_quantized_ops'])} computes in fp32 from int8-stored weights)"
-                   if q.get("weight_only_ops") else "")
+                + (f" ({', '.join(q['not_quantized_ops'])} computes in fp32"
+                   + (" from int8-stored weights)" if q.get("weight_only_ops") else ")")
+                   if q.get("not_quantized_ops") else "")
                 + (f", validation {m['name']} {m['fp32']:.4f} → {m['int8']:.4f}" if m else ""))
             int8_path = int8.path
         except QuantizationError as e:

@@ -4,7 +4,9 @@ onnxruntime quantizes MatMul (the output layer), Gather (the embedding) and LSTM
 (``DynamicQuantizeLSTM``); it has no quantized GRU or RNN kernel, so those cells compute in
 fp32. Their weight matrices are still stored as int8 (symmetric, one scale per gate row) and
 turned back into fp32 by a ``Cast`` and a ``Mul`` of constants, which onnxruntime (and any
-runtime that folds constants) folds once at load: the file shrinks, a step costs what it did.
+runtime that folds constants) folds once at load: the file shrinks and, with graph
+optimisations on (onnxruntime's default, and always in rnnkit's runtime unless the caller's
+``sess_options`` turn them off), a step costs what it did.
 The report says which ops were quantized rather than letting "int8" imply all of them.
 """
 
@@ -60,7 +62,10 @@ def quantize_int8(src: Path, dst: Path) -> dict[str, Any]:
     not_quantized = {op: n for op, n in before.items() if op in _CELLS and op not in quantized}
     if not_quantized:
         log.info("not quantized (onnxruntime has no int8 kernel): %s", ", ".join(not_quantized))
-    weight_only = store_cell_weights_int8(dst)
+    try:
+        weight_only = store_cell_weights_int8(dst)
+    except Exception as e:  # onnx's checker and protobuf raise their own types
+        raise QuantizationError(f"could not store the GRU/RNN weights as int8: {str(e).splitlines()[0]}") from e
     return {"quantized_ops": quantized, "not_quantized_ops": not_quantized, "weight_only_ops": weight_only}
 
 
@@ -77,6 +82,8 @@ def store_cell_weights_int8(path: Path) -> dict[str, int]:
     graph = model.graph
     weights = {init.name: init for init in graph.initializer}
     users = Counter(name for node in graph.node for name in node.input)
+    users.update(i.name for i in graph.input)  # an initializer that is also an input can be fed: keep it
+    users.update(o.name for o in graph.output)
     added: list[onnx.NodeProto] = []
     done: Counter[str] = Counter()
     for node in graph.node:
@@ -97,9 +104,10 @@ def store_cell_weights_int8(path: Path) -> dict[str, int]:
             graph.initializer.extend([numpy_helper.from_array(q, f"{name}.int8"),
                                       numpy_helper.from_array(scale.astype(np.float32), f"{name}.scale")])
             added += [helper.make_node("Cast", [f"{name}.int8"], [f"{name}.cast"], name=f"{name}.cast",
-                                            to=onnx.TensorProto.FLOAT),
+                                       to=onnx.TensorProto.FLOAT),
                       helper.make_node("Mul", [f"{name}.cast", f"{name}.scale"], [name], name=f"{name}.mul")]
-        done[node.op_type] += stored
+        if stored:
+            done[node.op_type] += 1
     if not added:
         return {}
     for node in reversed(added):  # constants first: the node list stays topologically sorted

@@ -288,7 +288,7 @@ class StreamBatcher:
             streams = list(streams)
         if not isinstance(token_ids, (list, tuple, np.ndarray)):
             token_ids = list(token_ids)
-        if len(streams) == 1 and len(token_ids) == 1:  # nothing to batch: the stream's own bound step is cheaper
+        if len(streams) == 1 and len(token_ids) == 1:  # nothing to batch: the stream's own step is cheaper
             return self._check(streams)[0].step(token_ids[0])[None]
         fast = self._whole and len(streams) == len(self._members) and all(map(operator.is_, streams,
                                                                               self._members))

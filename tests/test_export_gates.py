@@ -350,3 +350,50 @@ def test_int8_that_makes_the_file_larger_says_so(tmp_path):
         report = export_onnx(ckpt, tmp_path / "model.onnx", quantize="int8")
     assert report.quantization["size_ratio"] >= 1
     assert report.quantization["not_quantized_ops"] == {"RNN": 1}
+
+
+def gru_graph(path, *, w_is_input=False, zero_row=False):
+    """A bare one-GRU graph (X → Y) with W and R as initializers."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(1, 12, 3)).astype(np.float32)  # (directions, 3 × hidden, inputs)
+    r = rng.normal(size=(1, 12, 4)).astype(np.float32)
+    if zero_row:
+        w[0, 5] = 0
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["seq", 1, 3])]
+    if w_is_input:
+        inputs.append(helper.make_tensor_value_info("W", TensorProto.FLOAT, [1, 12, 3]))
+    graph = helper.make_graph(
+        [helper.make_node("GRU", ["X", "W", "R"], ["Y"], hidden_size=4, linear_before_reset=1)], "g", inputs,
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["seq", 1, 1, 4])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(r, "R")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return w, r
+
+
+def test_cell_weights_int8_reproduce_each_row_and_keep_zero_rows(tmp_path):
+    from rnnkit.export.quantize import store_cell_weights_int8
+
+    path = tmp_path / "gru.onnx"
+    w, _ = gru_graph(path, zero_row=True)
+    x = np.random.default_rng(1).normal(size=(5, 1, 3)).astype(np.float32)
+    before = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
+    assert store_cell_weights_int8(path) == {"GRU": 1}
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    assert set(inits) == {"W.int8", "W.scale", "R.int8", "R.scale"}
+    restored = inits["W.int8"] * inits["W.scale"]
+    assert np.all(restored[0, 5] == 0) and np.all(np.abs(restored - w) <= inits["W.scale"] / 2 + 1e-7)
+    after = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
+    assert 0 < np.abs(after - before).max() < 0.05
+
+
+def test_cell_weights_a_caller_can_feed_stay_fp32(tmp_path):
+    from rnnkit.export.quantize import store_cell_weights_int8
+
+    path = tmp_path / "gru.onnx"
+    gru_graph(path, w_is_input=True)  # W is an input with a default: replacing it would break the graph
+    assert store_cell_weights_int8(path) == {"GRU": 1}  # R only
+    inits = {i.name for i in onnx.load(str(path)).graph.initializer}
+    assert inits == {"W", "R.int8", "R.scale"}
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
