@@ -141,7 +141,8 @@ def p2_streams(work: Path, quick: bool) -> list[dict[str, Any]]:
         model = load_model(path, providers="cpu", threads=1)
         bare = bare_step_rate(model, quick)
         for n in (1, 8, 64, 256):
-            r = batcher_speedup(model, n, rounds=20 if quick else 60, repeats=3 if quick else 5, seed=n)
+            rounds = max(20 if quick else 60, (200 if quick else 2000) // n)  # ≥ 2,000 tokens a measurement
+            r = batcher_speedup(model, n, rounds=rounds, repeats=3 if quick else 5, seed=n)
             r.update(task=task, n_out=model.n_out, hidden=size.hidden, bare_run_tokens_per_s=bare,
                      speedup_vs_bare_run=r["tokens_per_s"] / bare)
             rows.append(r)
