@@ -15,7 +15,7 @@ from .errors import ConfigError, InputError, MetadataError, ModelFileError, Stat
 from .sampling import Sampler, StopMatcher
 from .session import Providers, make_session
 from .stream import Stream, StreamBatcher
-from .tagging import TagResult, TagStream, bmes_spans
+from .tagging import TagResult, TagStream
 from .tokenizers import Tokenizer, tokenizer_from_config
 
 __all__ = ["Model", "Prediction", "TagResult", "load_model"]
@@ -265,19 +265,10 @@ class Model:
         the tag of token t is read at step t + k.
         """
         self._require("tag", "tag")
-        tokens = self.tokenizer.tokenize_spans(self._text(text))
-        if not tokens:
+        result = TagStream(self).end(self._text(text))  # one session call: the text and the lookahead pads
+        if not result:
             raise InputError("the text has no tokens to tag (it is empty or only whitespace)")
-        k = self.metadata.lookahead
-        ids = np.array([self.vocab.encode(t.text for t in tokens) + [self.vocab.pad_id] * k], np.int64)
-        logits, _ = self._call(ids, self._batch_start(1))  # (1, T + k, n_labels)
-        tags = [self.labels[i] for i in logits[0, k:].argmax(-1)]
-        pairs = [(text[t.start : t.end], tag) for t, tag in zip(tokens, tags)]
-        spans = [(t.start, t.end) for t in tokens]
-        words = None
-        if self.metadata.tag_scheme == "bmes":
-            words = [text[tokens[a].start : tokens[b - 1].end] for a, b in bmes_spans(tags)]
-        return TagResult(pairs, spans, words)
+        return result
 
     # -- helpers ----------------------------------------------------------------------------
     def _batch_start(self, batch: int) -> list[np.ndarray]:

@@ -100,11 +100,12 @@ class TagStream:
         self._consume(chunk)
         return self._hand_over(final=False)
 
-    def end(self) -> TagResult:
-        """The text ended: tag everything still open, return it, and start over."""
-        self._consume(self._pending)
-        self._pending = ""
-        self._read_ahead(self._stream)
+    def end(self, text: str = "") -> TagResult:
+        """The text ends (with ``text``, if given): tag everything still open, return it, start over."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        text, self._pending = self._pending + text, ""
+        self._consume(text, final=True)
         result = self._hand_over(final=True)
         self.reset()
         return result
@@ -131,7 +132,9 @@ class TagStream:
         """Text fed but not yet tokenized (word models only)."""
         return self._pending
 
-    def _consume(self, chunk: str) -> None:
+    def _consume(self, chunk: str, *, final: bool = False) -> None:
+        """Tokenize and run ``chunk``; ``final``: the text ends with it, so read ahead with
+        ``lookahead`` pads in the same call (the last tokens' tags come that many steps later)."""
         tokens = self._model.tokenizer.tokenize_spans(chunk)
         base, end = self._offset, 0
         self._offset += len(chunk)
@@ -140,20 +143,13 @@ class TagStream:
             self._tokens.append((chunk[t.start : t.end], base + t.start, base + t.end, gap))
             self._tail, end = "", t.end
         self._tail += chunk[end:]
-        if tokens:
-            self._step(self._stream, self._model.vocab.encode(t.text for t in tokens))
-
-    def _read_ahead(self, stream: Stream) -> None:
-        if len(self._tags) < len(self._tokens):  # the last tokens' tags come lookahead steps after them
-            self._step(stream, [self._model.vocab.pad_id] * self._k)
-
-    def _step(self, stream: Stream, ids: list[int]) -> None:
-        """Run ``ids``; the output at step t is the tag of token t − lookahead."""
-        first = stream.consumed
-        logits = stream._run_ids(ids)  # (T, n_labels)
-        skip = max(0, self._k - first)  # outputs before the first token's tag
-        labels = self._model.labels
-        self._tags += [labels[i] for i in np.argmax(logits[skip:], axis=-1)]
+        ids = self._model.vocab.encode(t.text for t in tokens)
+        if final and len(self._tags) < len(self._tokens):
+            ids += [self._model.vocab.pad_id] * self._k
+        if ids:  # the output at step t is the tag of token t − lookahead
+            skip = max(0, self._k - self._stream.consumed)  # outputs before the first token's tag
+            logits = self._stream._run_ids(ids)  # (T, n_labels)
+            self._tags += [self._model.labels[i] for i in np.argmax(logits[skip:], axis=-1)]
 
     def _hand_over(self, *, final: bool) -> TagResult:
         n = len(self._tags)

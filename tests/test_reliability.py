@@ -179,21 +179,20 @@ class Ctx:
         return self.once(f"fifo-{name}", make)
 
     def locked_ckpt(self) -> Path:
-        def make():
-            path = self.public / "locked.pt"
-            shutil.copy(self.ckpt, path)
-            path.chmod(0o000)
-            return path
-        return self.once("locked-ckpt", make)
+        return self._ckpt_copy("locked.pt", 0o000)
 
     @property
     def public_ckpt(self) -> Path:
+        return self._ckpt_copy("checkpoint.pt", 0o644)
+
+    def _ckpt_copy(self, name: str, mode: int) -> Path:
+        """The tiny checkpoint copied into the shared folder as ``name`` with permissions ``mode``."""
         def make():
-            path = self.public / "checkpoint.pt"
+            path = self.public / name
             shutil.copy(self.ckpt, path)
-            path.chmod(0o644)
+            path.chmod(mode)
             return path
-        return self.once("public-ckpt", make)
+        return self.once(f"ckpt-{name}", make)
 
     @property
     def run(self) -> Path:

@@ -100,6 +100,9 @@ def test_end_starts_over(models):
     pairs, spans, _ = joined([ts.feed("天安门"), ts.end()])
     assert pairs == list(model.tag("天安门")) and spans == [(0, 1), (1, 2), (2, 3)]
     assert ts.end() == [] and ts.end().words == []
+    pairs, spans, words = joined([ts.feed("我爱"), ts.end("北京")])  # the last piece can come with end()
+    whole = model.tag("我爱北京")
+    assert (pairs, spans, words) == (list(whole), whole.spans, whole.words)
 
 
 def test_tag_stream_errors(models):
@@ -108,4 +111,6 @@ def test_tag_stream_errors(models):
     ts = models(task="tag").tag_stream()
     with pytest.raises(TypeError, match="text must be str"):
         ts.feed(b"abc")
+    with pytest.raises(TypeError, match="text must be str"):
+        ts.end(["abc"])
     assert ts.feed("") == [] and ts.feed("").words == []
