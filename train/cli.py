@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import MISSING, fields
 from typing import Any
 
 import click
@@ -14,6 +16,14 @@ from .trainer import train as run_training
 
 __all__ = ["train"]
 
+# The one place defaults live is TrainConfig (STYLE rule 12); the options read them from here.
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
+def _option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--name`` for the TrainConfig field ``name``, defaulting to the field's default."""
+    return click.option(f"--{name.replace('_', '-')}", default=_DEFAULTS[name], **kwargs)
+
 
 @click.command()
 @click.option("--task", type=click.Choice(TASKS), required=True,
@@ -22,49 +32,46 @@ __all__ = ["train"]
               help="A file (.txt for lm; .tsv/.jsonl for classify; token/TAG lines for tag) "
                    "or builtin:NAME (hello, reviews, segmentation, pos).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the checkpoint and reports.")
-@click.option("--level", type=click.Choice(["char", "word"]), default=None,
-              help="Tokens: characters, or words cut by jieba. Default char (tag data decides itself).")
-@click.option("--cell", type=click.Choice(CELLS), default="gru", show_default=True, help="Recurrent cell.")
-@click.option("--layers", type=click.IntRange(1), default=1, show_default=True, help="Stacked recurrent layers.")
-@click.option("--embed", type=click.IntRange(1), default=64, show_default=True, help="Embedding size.")
-@click.option("--hidden", type=click.IntRange(1), default=128, show_default=True, help="Hidden state size.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
-              help="Dropout on embeddings, between layers and before the output.")
-@click.option("--tie-weights", is_flag=True, help="lm only: share embedding and output weights (embed = hidden).")
-@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Passes over the data.")
-@click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop after this many optimizer steps.")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Sequences per step.")
-@click.option("--bptt", type=click.IntRange(1), default=64, show_default=True,
-              help="lm: tokens per truncated-BPTT chunk.")
-@click.option("--max-len", type=click.IntRange(1), default=256, show_default=True,
-              help="classify: tokens read per text; tag: window length.")
-@click.option("--lookahead", type=click.IntRange(0, 16), default=None,
-              help="tag: tokens read past a token before tagging it (default 2; 0 tags at once).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=3e-3, show_default=True,
-              help="Peak learning rate (AdamW, warmup then cosine decay).")
-@click.option("--weight-decay", type=click.FloatRange(0), default=0.01, show_default=True, help="AdamW weight decay.")
-@click.option("--clip", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
-              help="Gradient norm clipping.")
-@click.option("--patience", type=click.IntRange(0), default=3, show_default=True,
-              help="Stop after this many epochs without a better validation metric (0: never).")
-@click.option("--min-freq", type=click.IntRange(1), default=1, show_default=True,
-              help="Drop tokens seen fewer times from the vocabulary.")
-@click.option("--max-vocab", type=click.IntRange(5), default=None, help="Cap the vocabulary size.")
-@click.option("--lowercase", is_flag=True, help="Lowercase text before tokenizing.")
+@_option("level", type=click.Choice(["char", "word"]),
+         help="Tokens: characters, or words cut by jieba. Default char (tag data decides itself).")
+@_option("cell", type=click.Choice(CELLS), show_default=True, help="Recurrent cell.")
+@_option("layers", type=click.IntRange(1), show_default=True, help="Stacked recurrent layers.")
+@_option("embed", type=click.IntRange(1), show_default=True, help="Embedding size.")
+@_option("hidden", type=click.IntRange(1), show_default=True, help="Hidden state size.")
+@_option("dropout", type=click.FloatRange(0, 1, max_open=True), show_default=True,
+         help="Dropout on embeddings, between layers and before the output.")
+@_option("tie_weights", is_flag=True, help="lm only: share embedding and output weights (embed = hidden).")
+@_option("epochs", type=click.IntRange(1), show_default=True, help="Passes over the data.")
+@_option("max_steps", type=click.IntRange(1), help="Stop after this many optimizer steps.")
+@_option("batch_size", type=click.IntRange(1), show_default=True, help="Sequences per step.")
+@_option("bptt", type=click.IntRange(1), show_default=True, help="lm: tokens per truncated-BPTT chunk.")
+@_option("max_len", type=click.IntRange(1), show_default=True,
+         help="classify: tokens read per text; tag: window length.")
+@_option("lookahead", type=click.IntRange(0, 16),
+         help="tag: tokens read past a token before tagging it (default 2; 0 tags at once).")
+@_option("lr", type=click.FloatRange(0, min_open=True), show_default=True,
+         help="Peak learning rate (AdamW, warmup then cosine decay).")
+@_option("weight_decay", type=click.FloatRange(0), show_default=True, help="AdamW weight decay.")
+@_option("clip", type=click.FloatRange(0, min_open=True), show_default=True, help="Gradient norm clipping.")
+@_option("patience", type=click.IntRange(0), show_default=True,
+         help="Stop after this many epochs without a better validation metric (0: never).")
+@_option("min_freq", type=click.IntRange(1), show_default=True,
+         help="Drop tokens seen fewer times from the vocabulary.")
+@_option("max_vocab", type=click.IntRange(5), help="Cap the vocabulary size.")
+@_option("lowercase", is_flag=True, help="Lowercase text before tokenizing.")
 @click.option("--no-normalize", is_flag=True, help="Skip NFKC normalisation.")
 @click.option("--no-hmm", is_flag=True, help="word level: turn off jieba's HMM for unknown words.")
-@click.option("--valid-fraction", type=click.FloatRange(0, 0.5, max_open=True), default=0.1, show_default=True,
-              help="Share of the data held out for validation.")
-@click.option("--test-fraction", type=click.FloatRange(0, 0.5, max_open=True), default=0.1, show_default=True,
-              help="Share of the data held out for the final test.")
-@click.option("--limit", type=click.IntRange(1), default=None, help="Use a seeded random subset of N examples.")
-@click.option("--whole-file", is_flag=True, help="lm: read the file as one document instead of one per line.")
-@click.option("--skip-bad", is_flag=True, help="Skip malformed lines (and count them) instead of stopping.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split, init and batches.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (cuDNN kernels on a GPU).")
-@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
-@click.option("--save-every", type=click.IntRange(1), default=200, show_default=True,
-              help="Steps between resumable snapshots (last.pt).")
+@_option("valid_fraction", type=click.FloatRange(0, 0.5, max_open=True), show_default=True,
+         help="Share of the data held out for validation.")
+@_option("test_fraction", type=click.FloatRange(0, 0.5, max_open=True), show_default=True,
+         help="Share of the data held out for the final test.")
+@_option("limit", type=click.IntRange(1), help="Use a seeded random subset of N examples.")
+@_option("whole_file", is_flag=True, help="lm: read the file as one document instead of one per line.")
+@_option("skip_bad", is_flag=True, help="Skip malformed lines (and count them) instead of stopping.")
+@_option("seed", type=int, show_default=True, help="Seed for the split, init and batches.")
+@_option("device", show_default=True, help="auto, cpu or cuda (cuDNN kernels on a GPU).")
+@_option("threads", type=click.IntRange(1), help="CPU threads for torch.")
+@_option("save_every", type=click.IntRange(1), show_default=True, help="Steps between resumable snapshots (last.pt).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options: Any) -> None:
@@ -81,7 +88,7 @@ def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options
     """
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = TrainConfig(normalize=None if no_normalize else "NFKC", hmm=not no_hmm, **options)
+    config = TrainConfig(normalize=None if no_normalize else _DEFAULTS["normalize"], hmm=not no_hmm, **options)
     result = run_training(config, resume=resume, progress=not quiet)
     m = result.metrics
     sizes = result.split.get("sizes", {})
