@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from rnnkit.runtime import load_model
-from rnnkit.runtime.bench import batcher_speedup, median_time
+from rnnkit.runtime.bench import bare_steps, batcher_speedup, median_time
 
 from .models import SIZES, SMALL, random_model, weight_bytes_per_step
 from .training import int8_versus_fp32, training_throughput
@@ -84,17 +84,6 @@ def p1_step(work: Path, quick: bool) -> list[dict[str, Any]]:
                 for t in ids:
                     stream.step(t)
 
-            session, names = model._session, model._input_names
-            feed = dict(zip(names, (np.zeros((1, 1), np.int64), *model.zero_state(1))))
-
-            def bare_steps(session=session, names=names, feed=feed, ids=ids) -> None:
-                tokens = feed[names[0]]
-                for t in ids:
-                    tokens[0, 0] = t
-                    out = session.run(None, feed)
-                    for name, value in zip(names[1:], out[1:]):
-                        feed[name] = value
-
             state = tmodel.init_state(1)
 
             def torch_steps(tmodel=tmodel, ids=ids, state=state) -> None:
@@ -106,7 +95,7 @@ def p1_step(work: Path, quick: bool) -> list[dict[str, Any]]:
                         _, s = tmodel(tok, s)
 
             ours, ours_spread = median_time(rnnkit_steps, repeats=repeats)
-            bare, _ = median_time(bare_steps, repeats=repeats)
+            bare, _ = median_time(bare_steps(model, ids), repeats=repeats)
             eager, _ = median_time(torch_steps, repeats=repeats)
             n_bytes = weight_bytes_per_step(size, cell)
             limit = n_bytes / read_bandwidth(n_bytes)
@@ -155,18 +144,9 @@ def p2_streams(work: Path, quick: bool) -> list[dict[str, Any]]:
 
 def bare_step_rate(model, quick: bool) -> float:
     """Tokens/s of one plain ``session.run`` (feed dict in, arrays out) per token: the naive server loop."""
-    session, names = model._session, model._input_names
-    feed = dict(zip(names, (np.zeros((1, 1), np.int64), *model.zero_state(1))))
     n = 300 if quick else 2000
-
-    def steps() -> None:
-        for t in range(n):
-            feed[names[0]][0, 0] = 4 + t % 1000
-            out = session.run(None, feed)
-            for name, value in zip(names[1:], out[1:]):
-                feed[name] = value
-
-    seconds, _ = median_time(steps, repeats=3 if quick else 5)
+    ids = [4 + t % 1000 for t in range(n)]
+    seconds, _ = median_time(bare_steps(model, ids), repeats=3 if quick else 5)
     return n / seconds
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
-from rnnkit.runtime.contract import INPUT_C0, INPUT_H0, INPUT_TOKENS
+from rnnkit.runtime import load_model
+from rnnkit.runtime.contract import ModelSpec
 from rnnkit.runtime.errors import ParityError
 from rnnkit.train.model import RNNModel
 
@@ -59,39 +59,37 @@ def check_parity(model: RNNModel, onnx_path: str | Path, *, atol: float = 1e-5,
     """
     model = model.eval().cpu()
     c = model.config
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    output_names = [o.name for o in session.get_outputs()]
+    onnx_model = load_model(onnx_path, providers="cpu", threads=1)  # the one way a file is run
+    spec = onnx_model.metadata
+    output_names = spec.output_names
     rng = np.random.default_rng(seed)
     report = ParityReport(atol)
 
     def compare(case: str, tokens: np.ndarray, state: list[np.ndarray]) -> None:
         expected = _torch_run(model, tokens, state)
-        got = session.run(None, _feed(tokens, state))
-        for name, e, g in zip(output_names, expected, got):
+        logits, new = onnx_model.run(tokens, state)
+        for name, e, g in zip(output_names, expected, [logits, *new]):
             _record(report, case, name, e, g)
 
     for batch, seq in shapes:
         tokens = rng.integers(0, c.vocab_size, (batch, seq), dtype=np.int64)
-        compare(f"random b={batch} t={seq}", tokens, _random_state(rng, c, batch))
+        compare(f"random b={batch} t={seq}", tokens, _random_state(rng, spec, batch))
     real = [list(ids) for ids in real_ids if len(ids)]
     if real:
         width = min(max(map(len, real)), 512)
         tokens = np.zeros((min(len(real), 8), width), dtype=np.int64)
         for row, ids in enumerate(real[: len(tokens)]):
             tokens[row, : min(len(ids), width)] = ids[:width]
-        compare(f"real b={len(tokens)} t={width}", tokens, _zero_state(c, len(tokens)))
+        compare(f"real b={len(tokens)} t={width}", tokens, spec.zero_state(len(tokens)))
 
     # Streaming: one ONNX call per token, state fed back, against torch on the whole sequence.
     tokens = rng.integers(0, c.vocab_size, (2, stream_len), dtype=np.int64)
-    state = _random_state(rng, c, 2)
+    state = _random_state(rng, spec, 2)
     expected = _torch_run(model, tokens, state)
     steps = []
     for t in range(stream_len):
-        out = session.run(None, _feed(tokens[:, t : t + 1], state))
-        steps.append(out[0])
-        state = out[1:]
+        logits, state = onnx_model.run(tokens[:, t : t + 1], state)
+        steps.append(logits)
     _record(report, f"stream t={stream_len}", output_names[0], expected[0], np.concatenate(steps, axis=1))
     for name, e, g in zip(output_names[1:], expected[1:], state):
         _record(report, f"stream t={stream_len}", name, e, g)
@@ -140,18 +138,5 @@ def _torch_run(model: RNNModel, tokens: np.ndarray, state: list[np.ndarray]) -> 
     return [logits.numpy(), *(s.numpy() for s in out)]
 
 
-def _feed(tokens: np.ndarray, state: list[np.ndarray]) -> dict[str, np.ndarray]:
-    feed = {INPUT_TOKENS: np.ascontiguousarray(tokens), INPUT_H0: state[0]}
-    if len(state) == 2:
-        feed[INPUT_C0] = state[1]
-    return feed
-
-
-def _random_state(rng: np.random.Generator, c, batch: int) -> list[np.ndarray]:
-    n = 2 if c.cell == "lstm" else 1
-    return [rng.uniform(-0.9, 0.9, (c.layers, batch, c.hidden)).astype(np.float32) for _ in range(n)]
-
-
-def _zero_state(c, batch: int) -> list[np.ndarray]:
-    n = 2 if c.cell == "lstm" else 1
-    return [np.zeros((c.layers, batch, c.hidden), np.float32) for _ in range(n)]
+def _random_state(rng: np.random.Generator, spec: ModelSpec, batch: int) -> list[np.ndarray]:
+    return [rng.uniform(-0.9, 0.9, spec.state_shape(batch)).astype(np.float32) for _ in range(spec.n_state)]

@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from onnx import helper, numpy_helper
 
-from rnnkit.runtime.contract import INPUT_C0, INPUT_H0, INPUT_TOKENS
+from rnnkit.runtime import load_model
 from rnnkit.runtime.errors import QuantizationError
 from rnnkit.runtime.tokenizers import Tokenizer
 from rnnkit.runtime.vocab import Vocabulary
@@ -47,7 +46,7 @@ def quantize_int8(src: Path, dst: Path) -> dict[str, Any]:
     try:
         with _root_logging_untouched():
             quantize_dynamic(str(src), str(dst), op_types_to_quantize=_QUANTIZABLE,
-                             weight_type=QuantType.QInt8, per_channel=False)
+                             weight_type=QuantType.QInt8, per_channel=False, reduce_range=True)
     except Exception as e:  # onnxruntime raises plain Exceptions from its graph passes
         raise QuantizationError(f"onnxruntime could not quantize the model: {str(e).splitlines()[0]}") from e
     after = Counter(n.op_type for n in onnx.load(str(dst)).graph.node)
@@ -146,13 +145,9 @@ class OrtModule:
 
     training = False
 
-    def __init__(self, path: Path, cell: str) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.lstm = cell == "lstm"
-        shape = self.session.get_inputs()[1].shape  # [layers, batch, hidden]
-        self.layers, self.hidden = int(shape[0]), int(shape[2])
+    def __init__(self, path: Path) -> None:
+        self.model = load_model(path, providers="cpu", threads=1)  # the one way a file is run
+        self.lstm = self.model.metadata.n_state == 2
 
     def eval(self) -> OrtModule:
         return self
@@ -161,15 +156,10 @@ class OrtModule:
         return self
 
     def __call__(self, tokens: torch.Tensor, state=None):
-        batch = tokens.shape[0]
-        if state is None:
-            h = np.zeros((self.layers, batch, self.hidden), np.float32)
-            state = (h, h) if self.lstm else h
-        states = state if isinstance(state, tuple) else (state,)
-        feed = {INPUT_TOKENS: tokens.cpu().numpy().astype(np.int64), INPUT_H0: np.asarray(states[0])}
-        if self.lstm:
-            feed[INPUT_C0] = np.asarray(states[1])
-        out = [torch.from_numpy(o) for o in self.session.run(None, feed)]
+        if state is not None:  # RNNModel's form: h, or (h, c) for LSTM, as tensors or arrays
+            state = [np.asarray(s, np.float32) for s in (state if isinstance(state, tuple) else (state,))]
+        logits, new = self.model.run(tokens.cpu().numpy(), state)
+        out = [torch.from_numpy(o) for o in (logits, *new)]
         return out[0], (tuple(out[1:]) if self.lstm else out[1])
 
 
@@ -191,6 +181,6 @@ def onnx_metric(path: Path, ckpt: dict[str, Any], tokenizer: Tokenizer, vocab: V
     name, higher = primary_metric(task, scheme)
     if task == "lm":
         name, higher = "perplexity", False
-    module = OrtModule(path, ckpt["model_config"]["cell"])
+    module = OrtModule(path)
     metrics = evaluate(module, data, task, tag_scheme=scheme, labels=list(ckpt["labels"]), batch_size=32)
     return name, float(metrics[name]), higher

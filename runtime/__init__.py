@@ -3,7 +3,9 @@
 Imports nothing heavy: onnxruntime and jieba load on first use; torch, onnx and click never.
 """
 
+from .batcher import StreamBatcher
 from .contract import FORMAT_VERSION, ModelSpec
+from .engine import StepBinding
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -24,8 +26,8 @@ from .errors import (
     TaskError,
     WriteError,
 )
-from .model import Model, Prediction, TagResult, load_model
-from .stream import Stream, StreamBatcher
+from .model import Model, Prediction, TagResult, TensorInfo, load_model
+from .stream import Stream
 from .tagging import TagStream
 from .tokenizers import CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_config
 from .vocab import Vocabulary
@@ -52,11 +54,13 @@ __all__ = [
     "RnnkitError",
     "RnnkitWarning",
     "StateError",
+    "StepBinding",
     "Stream",
     "StreamBatcher",
     "TagResult",
     "TagStream",
     "TaskError",
+    "TensorInfo",
     "Tokenizer",
     "Vocabulary",
     "WordTokenizer",

@@ -11,7 +11,7 @@ import numpy as np
 
 from .model import Model
 
-__all__ = ["batcher_speedup", "measure", "median_time"]
+__all__ = ["bare_steps", "batcher_speedup", "measure", "median_time"]
 
 
 def median_time(fn: Callable[[], Any], *, repeats: int = 5, number: int = 1) -> tuple[float, float]:
@@ -39,21 +39,8 @@ def measure(model: Model, *, steps: int = 2000, stream_counts: Sequence[int] = (
         for t in ids:
             step(t)
 
-    session = model._session
-    names = model._input_names
-    feed = dict(zip(names, (np.zeros((1, 1), np.int64), *model.zero_state(1))))
-
-    def bare_steps() -> None:
-        tokens = feed[names[0]]
-        run = session.run
-        for t in ids:
-            tokens[0, 0] = t
-            out = run(None, feed)
-            for name, value in zip(names[1:], out[1:]):
-                feed[name] = value
-
     stream_s, stream_spread = median_time(stream_steps, repeats=repeats)
-    bare_s, bare_spread = median_time(bare_steps, repeats=repeats)
+    bare_s, bare_spread = median_time(bare_steps(model, ids), repeats=repeats)
     result: dict[str, Any] = {
         "step": {"stream_us": 1e6 * stream_s / steps, "bare_us": 1e6 * bare_s / steps,
                  "ratio": stream_s / bare_s, "spread_us": 1e6 * max(stream_spread, bare_spread) / steps},
@@ -65,6 +52,25 @@ def measure(model: Model, *, steps: int = 2000, stream_counts: Sequence[int] = (
     w, _ = median_time(lambda: model.run(whole), repeats=repeats)
     result["whole"] = {"batch": batch, "seq": seq, "tokens_per_s": batch * seq / w}
     return result
+
+
+def bare_steps(model: Model, ids: Sequence[int]) -> Callable[[], None]:
+    """The naive loop to measure against: one plain ``session.run`` per token, a feed dict in and
+    fresh arrays out, the state fed back by hand."""
+    spec = model.metadata
+    run = model.session.run
+    names = spec.input_names
+
+    def steps() -> None:
+        feed = spec.feed(np.zeros((1, 1), np.int64), spec.zero_state(1))
+        tokens = feed[names[0]]
+        for t in ids:
+            tokens[0, 0] = t
+            out = run(None, feed)
+            for name, value in zip(names[1:], out[1:]):
+                feed[name] = value
+
+    return steps
 
 
 def batcher_speedup(model: Model, streams: int, *, rounds: int = 50, repeats: int = 3, seed: int = 0,

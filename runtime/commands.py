@@ -85,7 +85,6 @@ def inspect_cmd(model_path: str, providers: str, threads: int, as_json: bool) ->
 def describe(model: Model) -> dict[str, Any]:
     """Everything ``rnnkit inspect`` shows, as plain values."""
     s = model.metadata
-    session = model._session
 
     def io(kind: str, arg: Any) -> dict[str, Any]:
         return {"kind": kind, "name": arg.name, "type": arg.type, "shape": list(arg.shape)}
@@ -96,8 +95,8 @@ def describe(model: Model) -> dict[str, Any]:
         "embed": s.embed, "n_out": model.n_out, "vocab_size": len(s.vocab), "vocab_sample": s.vocab.tokens[4:44],
         "labels": list(s.labels), "tokenizer": s.tokenizer, "quantization": s.quantization,
         "provenance": s.provenance, "metrics": s.metrics, "providers": model.providers,
-        "inputs": [io("input", a) for a in session.get_inputs()],
-        "outputs": [io("output", a) for a in session.get_outputs()],
+        "inputs": [io("input", a) for a in model.inputs],
+        "outputs": [io("output", a) for a in model.outputs],
     }
 
 

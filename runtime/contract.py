@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .errors import FormatVersionError, MetadataError
 from .schema import schema_errors
@@ -188,6 +190,23 @@ class ModelSpec:
     @property
     def output_names(self) -> tuple[str, ...]:
         return (OUTPUT_LOGITS, *(o for _, o in self.state_names))
+
+    @property
+    def n_state(self) -> int:
+        """How many state tensors go in (and come out): 2 for LSTM (h, c), else 1."""
+        return len(self.state_names)
+
+    def state_shape(self, batch: int = 1) -> tuple[int, int, int]:
+        """The shape of each state tensor: (layers, batch, hidden)."""
+        return (self.layers, batch, self.hidden)
+
+    def zero_state(self, batch: int = 1) -> list[np.ndarray]:
+        """Zero state arrays, each (layers, batch, hidden) float32."""
+        return [np.zeros(self.state_shape(batch), np.float32) for _ in range(self.n_state)]
+
+    def feed(self, tokens: np.ndarray, state: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """The graph's inputs by name: tokens (B, T) int64, then the state arrays in order."""
+        return dict(zip(self.input_names, (tokens, *state)))
 
     def to_metadata(self) -> dict[str, str]:
         """The ``metadata_props`` strings; validated exactly as a reader will."""

@@ -10,15 +10,26 @@ from typing import Any
 
 import numpy as np
 
+from .batcher import StreamBatcher
 from .contract import ModelSpec
+from .engine import StepBinding
 from .errors import ConfigError, InputError, MetadataError, ModelFileError, StateError, TaskError
 from .sampling import Sampler, StopMatcher
 from .session import Providers, make_session
-from .stream import Stream, StreamBatcher
+from .stream import Stream
 from .tagging import TagResult, TagStream
 from .tokenizers import Tokenizer, tokenizer_from_config
 
-__all__ = ["Model", "Prediction", "TagResult", "load_model"]
+__all__ = ["Model", "Prediction", "TagResult", "TensorInfo", "load_model"]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One graph input or output as onnxruntime reports it (``shape`` holds names for dynamic axes)."""
+
+    name: str
+    type: str
+    shape: tuple[int | str | None, ...]
 
 
 @dataclass(frozen=True)
@@ -48,18 +59,25 @@ def load_model(path: str | Path, *, providers: Providers = "auto", threads: int 
 
 
 class Model:
-    """A loaded model: the session, its metadata, and the task-level calls.
+    """A loaded model: the shared engine under every stream, and the task-level calls.
 
     The model holds no per-call state: streams own theirs, so one model serves many streams
     in many threads (a single ``Stream`` must not be used by two threads at once).
+
+    The engine calls, which streams, batchers, benchmarks and exporters use and nothing more:
+    ``metadata`` (the :class:`ModelSpec`: I/O names, state shapes, zero state), ``start_state``
+    and ``start_logits`` (where every stream begins), ``run`` (tokens and a state in, logits and
+    the new state out, optionally into the caller's arrays) and ``step_binding`` (one-token
+    steps over preallocated buffers). ``session`` is the onnxruntime session itself, for
+    measuring against and for tools; nothing in rnnkit runs it except through these calls.
     """
 
     def __init__(self, session: Any, path: Path, providers: list[str]) -> None:
         self._session = session
         self.path = path
         self.providers = providers
-        # Streams step through IOBindings over their own CPU buffers; on a GPU each step would copy them over
-        self._bind_steps = providers == ["CPUExecutionProvider"]
+        # Steps bind their CPU buffers with IOBinding; on a GPU each bound step would copy them over
+        self._iobinding = providers == ["CPUExecutionProvider"]
         try:
             props = session.get_modelmeta().custom_metadata_map
         except Exception as e:  # pybind errors
@@ -75,7 +93,6 @@ class Model:
             self.identity = _file_digest(path)
         except OSError as e:  # replaced or removed since the session read it
             raise ModelFileError(f"cannot read {path}: {e.strerror or e}") from e
-        self._n_state = len(spec.state_names)
         self._start_state, self._start_logits = self._start()
 
     # -- the graph --------------------------------------------------------------------------
@@ -83,7 +100,7 @@ class Model:
         inputs = {i.name: i for i in self._session.get_inputs()}
         outputs = {o.name: o for o in self._session.get_outputs()}
         missing = [n for n in spec.input_names if n not in inputs]
-        # session.run(None) returns the outputs in graph order, and _call reads them by position
+        # session.run(None) returns the outputs in graph order, and run() reads them by position
         if missing or len(inputs) != len(spec.input_names) or list(outputs) != list(spec.output_names):
             raise MetadataError(f"inconsistent model: the graph's inputs/outputs {sorted(inputs)} → {list(outputs)} "
                                 f"do not fit its metadata's cell {spec.cell!r} (expected inputs "
@@ -97,20 +114,46 @@ class Model:
         shape = inputs[spec.input_names[1]].shape  # [layers, batch, hidden]
         n_out = outputs[spec.output_names[0]].shape[-1]
         spec.check_graph(n_out=_static(n_out), layers=_static(shape[0]), hidden=_static(shape[-1]))
-        self._input_names = spec.input_names
-        self._output_names = spec.output_names
         self.n_out = spec.n_out
+        self.inputs = tuple(TensorInfo(a.name, a.type, tuple(a.shape)) for a in inputs.values())
+        self.outputs = tuple(TensorInfo(a.name, a.type, tuple(a.shape)) for a in outputs.values())
+
+    # -- the engine -------------------------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        """The onnxruntime ``InferenceSession`` (shared; for baselines and tools, not for streams)."""
+        return self._session
 
     def zero_state(self, batch: int = 1) -> list[np.ndarray]:
         """Zero state arrays, each (layers, batch, hidden) float32."""
-        s = self.metadata
-        return [np.zeros((s.layers, batch, s.hidden), np.float32) for _ in range(self._n_state)]
+        return self.metadata.zero_state(batch)
 
-    def run(self, tokens: np.ndarray, state: Sequence[np.ndarray] | None = None,
-            ) -> tuple[np.ndarray, list[np.ndarray]]:
+    def start_state(self, batch: int = 1) -> list[np.ndarray]:
+        """New arrays holding where every stream starts, each (layers, batch, hidden): after
+        ``<bos>`` for an lm (its documents were framed so), zeros for the other tasks."""
+        return [np.repeat(s, batch, axis=1) for s in self._start_state]
+
+    def start_logits(self) -> np.ndarray | None:
+        """A copy of the logits (n_out,) a stream starts with: an lm's after ``<bos>``, else None."""
+        return None if self._start_logits is None else self._start_logits.copy()
+
+    def step_binding(self, batch: int = 1, *, iobinding: bool | None = None) -> StepBinding:
+        """Buffers and a call for one-token steps of ``batch`` rows (zero state to begin with).
+
+        ``iobinding`` defaults to the session's best: IOBinding on CPU, plain runs elsewhere.
+        """
+        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+        use = self._iobinding if iobinding is None else bool(iobinding)
+        return StepBinding(self._session, self.metadata, batch, iobinding=use)
+
+    def run(self, tokens: np.ndarray, state: Sequence[np.ndarray] | None = None, *,
+            out: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """One session call: tokens (B, T) int64 → logits (B, T, n_out), new state.
 
-        ``state`` defaults to zeros (note: an lm's streams start after ``<bos>``, not at zeros).
+        ``state`` defaults to zeros (note: an lm's streams start after ``<bos>``, not at zeros:
+        pass ``start_state(B)``). With ``out`` (arrays shaped like the state, which may be the
+        state arrays themselves) the new state is written into them and they are returned.
         """
         tokens = np.asarray(tokens)
         if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer) or 0 in tokens.shape:
@@ -119,20 +162,22 @@ class Model:
         lo, hi = int(tokens.min()), int(tokens.max())
         if lo < 0 or hi >= len(self.vocab):
             raise InputError(f"token id {lo if lo < 0 else hi} is outside the vocabulary (0..{len(self.vocab) - 1})")
+        spec = self.metadata
         if state is None:
-            state = self.zero_state(tokens.shape[0])
+            state = spec.zero_state(tokens.shape[0])
         state = list(state)
-        s = self.metadata
-        want = (s.layers, tokens.shape[0], s.hidden)
-        if len(state) != self._n_state or any(np.shape(a) != want for a in state):
-            raise StateError(f"state must be {self._n_state} array(s) of shape {want} (layers, batch, hidden), "
-                             f"got {[np.shape(a) for a in state]}")
-        return self._call(tokens.astype(np.int64, copy=False), [np.asarray(a, np.float32) for a in state])
-
-    def _call(self, tokens: np.ndarray, state: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """``run`` without the checks, for inputs built here: tokens (B, T) int64, state (L, B, H) float32."""
-        out = self._session.run(None, dict(zip(self._input_names, (tokens, *state))))
-        return out[0], out[1:]
+        want = spec.state_shape(tokens.shape[0])
+        for what, arrays in (("state", state), ("out", out)):
+            if arrays is not None and (len(arrays) != spec.n_state or any(np.shape(a) != want for a in arrays)):
+                raise StateError(f"{what} must be {spec.n_state} array(s) of shape {want} (layers, batch, hidden), "
+                                 f"got {[np.shape(a) for a in arrays]}")
+        feed = spec.feed(tokens.astype(np.int64, copy=False), [np.asarray(a, np.float32) for a in state])
+        logits, *new = self._session.run(None, feed)
+        if out is None:
+            return logits, new
+        for dst, src in zip(out, new):
+            np.copyto(dst, src)
+        return logits, list(out)
 
     def _start(self) -> tuple[list[np.ndarray], np.ndarray | None]:
         """Where every stream begins: after ``<bos>`` for lm (documents were framed so), else zeros."""
@@ -142,21 +187,21 @@ class Model:
         quiet = onnxruntime.RunOptions()
         quiet.log_severity_level = 4  # the failure is ours to report, not onnxruntime's to print
         try:  # the embedding has a row for every id, or every text with that token would fail later
-            out = self._session.run(None, dict(zip(self._input_names, (last, *self.zero_state(1)))), quiet)
+            out = self._session.run(None, self.metadata.feed(last, self.zero_state(1)), quiet)
         except Exception as e:  # onnxruntime's pybind errors
             why = " ".join(str(e).split())[:200]
             raise MetadataError(f"inconsistent model: the graph cannot embed token id {last[0, 0]} of the "
                                 f"{len(self.vocab)}-token vocabulary ({why}); re-export the model",
                                 "rnnkit.vocab") from e
         s = self.metadata  # a graph with dynamic dimensions shows its real ones only when it runs
-        want = [(1, 1, self.n_out)] + [(s.layers, 1, s.hidden)] * self._n_state
+        want = [(1, 1, self.n_out)] + [s.state_shape(1)] * s.n_state
         got = [tuple(np.shape(a)) for a in out]
         if got != want:
             raise MetadataError(f"inconsistent model: one step gives outputs of shapes {got} but the metadata "
                                 f"says {want}; re-export the model", None)
         if self.task != "lm":
             return self.zero_state(1), None
-        logits, state = self._call(np.array([[self.vocab.bos_id]], np.int64), self.zero_state(1))
+        logits, *state = self._session.run(None, s.feed(np.array([[self.vocab.bos_id]], np.int64), self.zero_state(1)))
         return state, logits[0, -1].copy()
 
     # -- streams ----------------------------------------------------------------------------
@@ -167,12 +212,17 @@ class Model:
         return Stream(self)
 
     def batcher(self) -> StreamBatcher:
-        """Steps many live streams in one session call."""
+        """Steps and feeds many live streams (and tag streams) in one session call."""
         return StreamBatcher(self)
 
-    def tag_stream(self) -> TagStream:
-        """Tags text as it arrives: ``feed`` returns the tokens (and words) whose tags are settled."""
+    def tag_stream(self, snapshot: bytes | None = None) -> TagStream:
+        """Tags text as it arrives: ``feed`` returns the tokens (and words) whose tags are settled.
+
+        With ``snapshot`` (``TagStream.snapshot()`` bytes), the tag stream as it was then.
+        """
         self._require("tag", "tag_stream")
+        if snapshot is not None:
+            return TagStream.restore(self, snapshot)
         return TagStream(self)
 
     # -- text in, ids out -------------------------------------------------------------------
@@ -243,7 +293,7 @@ class Model:
             tokens = np.full((len(chunk), width), self.vocab.pad_id, np.int64)  # (B, T)
             for row, i in enumerate(chunk):
                 tokens[row, : len(ids[i])] = ids[i]
-            logits, _ = self._call(tokens, self._batch_start(len(chunk)))
+            logits, _ = self.run(tokens, self.start_state(len(chunk)))
             last = np.array([len(ids[i]) - 1 for i in chunk])
             for row, i in enumerate(chunk):
                 preds[i] = self.prediction(logits[row, last[row]])
@@ -271,9 +321,6 @@ class Model:
         return result
 
     # -- helpers ----------------------------------------------------------------------------
-    def _batch_start(self, batch: int) -> list[np.ndarray]:
-        return [np.repeat(s, batch, axis=1) for s in self._start_state]
-
     def _require(self, task: str, call: str) -> None:
         if self.task != task:
             fits = {"lm": "generate/stream", "classify": "classify/stream", "tag": "tag/stream"}[self.task]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import StateError
+from .snapshot import pack, unpack
 from .stream import Stream
 
 if TYPE_CHECKING:
@@ -66,6 +69,48 @@ def _settled_words(tags: Sequence[str]) -> int:
     return 0
 
 
+@dataclass
+class _Open:
+    """What a tag stream has read but not yet handed over."""
+
+    pending: str = ""  # fed text not yet tokenized (a word model's open jieba block)
+    offset: int = 0  # where `pending` starts in all the text fed since the start
+    # consumed, not handed over: (text, start, end, the text between it and the token before)
+    tokens: list[tuple[str, int, int, str]] = field(default_factory=list)
+    tail: str = ""  # consumed text after the last token (whitespace a tokenizer drops)
+    tags: list[str] = field(default_factory=list)  # the settled tags of tokens[:len(tags)]
+
+    def copy(self) -> _Open:
+        return _Open(self.pending, self.offset, list(self.tokens), self.tail, list(self.tags))
+
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot header's ``"tag"`` object (``pending`` travels in the header itself)."""
+        return {"offset": self.offset, "tokens": [list(t) for t in self.tokens], "tail": self.tail,
+                "tags": self.tags}
+
+    @classmethod
+    def from_json(cls, value: Any, pending: str, labels: Sequence[str]) -> _Open:
+        """Check a snapshot's ``"tag"`` object field by field (it is untrusted) and rebuild it."""
+        bad = StateError("this tag stream snapshot is corrupt (its open tokens do not fit the model)")
+        if not isinstance(value, dict) or set(value) != {"offset", "tokens", "tail", "tags"}:
+            raise bad
+        offset, tokens, tail, tags = value["offset"], value["tokens"], value["tail"], value["tags"]
+        if type(offset) is not int or offset < 0 or not isinstance(tail, str) or not isinstance(tokens, list):
+            raise bad
+        if not isinstance(tags, list) or len(tags) > len(tokens) or not all(isinstance(t, str) and t in labels
+                                                                            for t in tags):
+            raise bad
+        checked, previous = [], 0
+        for t in tokens:
+            if not (isinstance(t, list) and len(t) == 4 and isinstance(t[0], str) and t[0]
+                    and type(t[1]) is int and type(t[2]) is int and isinstance(t[3], str)
+                    and previous <= t[1] < t[2] <= offset):
+                raise bad
+            checked.append((t[0], t[1], t[2], t[3]))
+            previous = t[2]
+        return cls(pending, offset, checked, tail, list(tags))
+
+
 class TagStream:
     """Tags text that arrives in pieces, handing over each token once its tag is settled.
 
@@ -79,87 +124,110 @@ class TagStream:
     also holds back the trailing text jieba could still cut differently); a B/M/E/S model hands
     over whole words only. Everything ``feed`` and ``end`` return, joined, equals
     ``model.tag(whole_text)`` however the text was cut into pieces. ``peek`` shows the open tail
-    as if the text ended now, without changing anything. Like a ``Stream``, a tag stream is for
-    one thread at a time; the model it came from is shared.
+    as if the text ended now, without changing anything.
+
+    A tag stream is a full stream: ``snapshot()`` (restore with ``model.tag_stream(snapshot)``),
+    ``fork()``, ``reset()``, and a ``StreamBatcher`` feeds many at once. ``stream`` is the
+    :class:`Stream` holding its recurrent state. Like a ``Stream``, a tag stream is for one
+    thread at a time; the model it came from is shared.
     """
 
-    def __init__(self, model: Model) -> None:
-        self._model = model
-        self._stream = Stream(model)
+    def __init__(self, model: Model, *, stream: Stream | None = None, held: _Open | None = None) -> None:
+        # ``stream`` and ``held``: the parts of a forked or restored tag stream
+        self.model = model
+        self.stream = Stream(model) if stream is None else stream
         self._k = model.metadata.lookahead
         self._bmes = model.metadata.tag_scheme == "bmes"
-        self.reset()
+        self._open = _Open() if held is None else held
 
     def feed(self, text: str) -> TagResult:
         """Consume ``text``; return the tokens (and words) settled by it, in order."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        self._pending += text
-        n = self._model.tokenizer.split_point(self._pending)
-        chunk, self._pending = self._pending[:n], self._pending[n:]
-        self._consume(chunk)
-        return self._hand_over(final=False)
+        return self.accept(self._run(self.take_ids(text)))
 
     def end(self, text: str = "") -> TagResult:
         """The text ends (with ``text``, if given): tag everything still open, return it, start over."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        text, self._pending = self._pending + text, ""
-        self._consume(text, final=True)
-        result = self._hand_over(final=True)
-        self.reset()
-        return result
+        return self.accept(self._run(self.take_ids(text, final=True)), final=True)
 
     def peek(self) -> TagResult:
         """What ``end()`` would return now, leaving the stream exactly as it is."""
-        twin = TagStream.__new__(TagStream)
-        twin.__dict__.update(self.__dict__, _stream=self._stream.fork(), _tokens=list(self._tokens),
-                             _tags=list(self._tags))
-        return twin.end()
+        return self.fork().end()
 
     def reset(self) -> None:
         """Back to the start, with nothing fed."""
-        self._stream.reset()
-        self._pending = ""  # fed text not yet tokenized (a word model's open jieba block)
-        self._offset = 0  # where _pending starts in all the text fed since the start
-        # consumed, not yet handed over: (text, start, end, the text between it and the token before)
-        self._tokens: list[tuple[str, int, int, str]] = []
-        self._tail = ""  # consumed text after the last token (whitespace a tokenizer drops)
-        self._tags: list[str] = []  # the settled tags of _tokens[:len(_tags)]
+        self.stream.reset()
+        self._open = _Open()
+
+    def fork(self) -> TagStream:
+        """An independent copy that continues from here."""
+        return TagStream(self.model, stream=self.stream.fork(), held=self._open.copy())
+
+    def snapshot(self) -> bytes:
+        """The tag stream as bytes, in the stream snapshot format; restore with ``model.tag_stream(b)``."""
+        s = self.stream
+        return pack(self.model, "tag", s.state, s.logits, pending=self._open.pending, consumed=s.consumed,
+                    extra=self._open.to_json())
+
+    @classmethod
+    def restore(cls, model: Model, data: bytes) -> TagStream:
+        """The tag stream ``snapshot()`` wrote, for the model that wrote it."""
+        header, state, logits = unpack(model, data, "tag")
+        held = _Open.from_json(header.get("tag"), header["pending"], model.labels)
+        stream = Stream(model)
+        stream.load(state, logits, header["consumed"])
+        return cls(model, stream=stream, held=held)
 
     @property
     def pending(self) -> str:
         """Text fed but not yet tokenized (word models only)."""
-        return self._pending
+        return self._open.pending
 
-    def _consume(self, chunk: str, *, final: bool = False) -> None:
-        """Tokenize and run ``chunk``; ``final``: the text ends with it, so read ahead with
-        ``lookahead`` pads in the same call (the last tokens' tags come that many steps later)."""
-        tokens = self._model.tokenizer.tokenize_spans(chunk)
-        base, end = self._offset, 0
-        self._offset += len(chunk)
+    # -- the engine side --------------------------------------------------------------------
+    def take_ids(self, text: str = "", *, final: bool = False) -> list[int]:
+        """Engine call: add ``text`` and take the ids to run now (with ``final``, the rest of the
+        text and the ``lookahead`` pads that read past it); the caller runs them on ``stream``
+        and passes every step's logits to ``accept``."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        held, tokenizer = self._open, self.model.tokenizer
+        text = held.pending + text
+        n = len(text) if final else tokenizer.split_point(text)
+        chunk, held.pending = text[:n], text[n:]
+        tokens = tokenizer.tokenize_spans(chunk)
+        base, end = held.offset, 0
+        held.offset += len(chunk)
         for t in tokens:
-            gap = self._tail + chunk[end : t.start]
-            self._tokens.append((chunk[t.start : t.end], base + t.start, base + t.end, gap))
-            self._tail, end = "", t.end
-        self._tail += chunk[end:]
-        ids = self._model.vocab.encode(t.text for t in tokens)
-        if final and len(self._tags) < len(self._tokens):
-            ids += [self._model.vocab.pad_id] * self._k
-        if ids:  # the output at step t is the tag of token t − lookahead
-            skip = max(0, self._k - self._stream.consumed)  # outputs before the first token's tag
-            logits = self._stream._run_ids(ids)  # (T, n_labels)
-            self._tags += [self._model.labels[i] for i in np.argmax(logits[skip:], axis=-1)]
+            gap = held.tail + chunk[end : t.start]
+            held.tokens.append((chunk[t.start : t.end], base + t.start, base + t.end, gap))
+            held.tail, end = "", t.end
+        held.tail += chunk[end:]
+        ids = self.model.vocab.encode(t.text for t in tokens)
+        if final and len(held.tags) < len(held.tokens):
+            ids += [self.model.vocab.pad_id] * self._k
+        return ids
 
-    def _hand_over(self, *, final: bool) -> TagResult:
-        n = len(self._tags)
+    def accept(self, logits: np.ndarray, *, final: bool = False) -> TagResult:
+        """Engine call: take every step's logits (T, n_labels) of the ids ``take_ids`` gave (run on
+        ``stream``); return the tokens they settle (all of them when ``final``, which starts over)."""
+        held = self._open
+        if len(logits):  # the output at step t is the tag of token t − lookahead
+            skip = max(0, self._k - (self.stream.consumed - len(logits)))  # outputs before the first token's tag
+            held.tags += [self.model.labels[i] for i in np.argmax(logits[skip:], axis=-1)]
+        n = len(held.tags)
         if self._bmes and not final:
-            n = _settled_words(self._tags)
-        tokens, tags = self._tokens[:n], self._tags[:n]
-        del self._tokens[:n], self._tags[:n]
+            n = _settled_words(held.tags)
+        tokens, tags = held.tokens[:n], held.tags[:n]
+        del held.tokens[:n], held.tags[:n]
         words = None
         if self._bmes:  # a word runs from its first token to its last, with the text between them
             words = [tokens[a][0] + "".join(gap + text for text, _, _, gap in tokens[a + 1 : b])
                      for a, b in bmes_spans(tags)]
-        return TagResult([(text, tag) for (text, _, _, _), tag in zip(tokens, tags)],
-                         [(start, end) for _, start, end, _ in tokens], words)
+        result = TagResult([(text, tag) for (text, _, _, _), tag in zip(tokens, tags)],
+                           [(start, end) for _, start, end, _ in tokens], words)
+        if final:
+            self.reset()
+        return result
+
+    def _run(self, ids: list[int]) -> np.ndarray:
+        if not ids:
+            return np.empty((0, self.model.n_out), np.float32)
+        return self.stream.feed_ids(ids)

@@ -66,17 +66,23 @@ def test_lm_stream_starts_after_bos(models):
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_bound_steps_equal_plain_session_runs(models, cell):
-    bound = models(task="lm", cell=cell, layers=2)
-    plain = load_model(bound.path)
-    plain._bind_steps = False  # as on a GPU: every step is a plain session.run
-    a, b = bound.stream(), plain.stream()
+    model = models(task="lm", cell=cell, layers=2)
+    bound, plain = model.step_binding(2), model.step_binding(2, iobinding=False)  # plain: as on a GPU
+    assert bound.iobinding and not plain.iobinding  # a CPU session binds its buffers
+    for binding in (bound, plain):
+        for dst, src in zip(binding.state, model.start_state(2)):
+            np.copyto(dst, src)
+    alone = model.stream()
     for t in [5, 9, 4, 11, 5, 5, 30, 7] * 4:
-        np.testing.assert_allclose(a.step(t), b.step(t), atol=1e-7, rtol=0)
-        assert_same_state(a.state, b.state, atol=1e-7)
-    assert a._bindings and b._bindings == []
-    first = a.step(6)
-    a.step(8)
-    assert not np.array_equal(first, a.logits)  # a step's logits stay as they were after later steps
+        expected = alone.step(t)
+        for binding in (bound, plain):
+            binding.tokens[:, 0] = [t, 9]
+            np.testing.assert_allclose(binding.step()[0, 0], expected, atol=1e-7, rtol=0)
+            assert_same_state([a[:, :1] for a in binding.state], alone.state, atol=1e-7)
+        assert_same_state(bound.state, plain.state, atol=1e-7)
+    first = alone.step(6)
+    alone.step(8)
+    assert not np.array_equal(first, alone.logits)  # a step's logits stay as they were after later steps
 
 
 # -- word models fed in chunks ------------------------------------------------------------------
@@ -382,7 +388,7 @@ def test_batchers_holding_state_never_change_what_a_stream_reads(models, cell):
     for _ in range(300):
         op = rng.choice(["same", "same", "same", "subset", "other", "step", "feed", "read", "snap", "fork",
                          "reset"])
-        repeats += op == "same" and batchers[0]._whole and len(batchers[0]._members) == n
+        repeats += op == "same" and all(s.holder is batchers[0] for s in streams)
         if op in ("same", "subset", "other"):
             batcher = batchers[1] if op == "other" else batchers[0]
             picked = list(range(n)) if op == "same" else sorted(rng.sample(range(n), rng.randint(1, n)))
@@ -405,8 +411,8 @@ def test_batchers_holding_state_never_change_what_a_stream_reads(models, cell):
             elif op == "reset":
                 streams[i].reset()
                 twins[i].reset()
-        held = batchers[0]._whole
+        held = [s.holder for s in streams]
         for i in range(n):  # reads: they must not disturb a batcher that holds the stream
             check(i)
-        assert batchers[0]._whole == held
+        assert [s.holder for s in streams] == held
     assert repeats > 20  # the batcher did find its streams' state already held, many times

@@ -103,8 +103,9 @@ def test_a_lookahead_tagger_is_fed_k_pads_and_read_k_steps_later(models, k, monk
     text = "我爱北京天安门。"
     ids = model.encode(text)
     seen = []
-    real = model._call
-    monkeypatch.setattr(model, "_call", lambda tokens, state: seen.append(tokens.copy()) or real(tokens, state))
+    real = model.run
+    monkeypatch.setattr(model, "run", lambda tokens, state=None, **kw: seen.append(tokens.copy())
+                        or real(tokens, state, **kw))
     result = model.tag(text)
     [tokens] = seen
     assert tokens.tolist() == [ids + [model.vocab.pad_id] * k]
