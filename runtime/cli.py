@@ -78,7 +78,7 @@ class LazyGroup(click.Group):
 def _guard(command: click.Command) -> None:
     """Turn a bad option value raised inside ``command`` into a usage error of that command."""
     callback = command.callback
-    if callback is None or getattr(callback, "_rnnkit_guarded", False):
+    if callback is None or getattr(callback, "rnnkit_guarded", False):
         return
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -87,7 +87,7 @@ def _guard(command: click.Command) -> None:
         except ConfigError as e:
             raise click.UsageError(str(e), click.get_current_context()) from e
 
-    guarded._rnnkit_guarded = True  # type: ignore[attr-defined]
+    guarded.rnnkit_guarded = True  # type: ignore[attr-defined]
     command.callback = guarded
 
 

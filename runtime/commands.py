@@ -165,38 +165,63 @@ def tag(model_path: str, providers: str, threads: int, text: str, as_json: bool)
 
 @click.command()
 @_session_options
-@click.option("--reset-each-line", is_flag=True, help="Start every line from a fresh stream.")
+@click.option("--keep-newlines", is_flag=True, help="Feed each line's newline to the model too.")
+@click.option("--flush-every-line", is_flag=True,
+              help="Each line is a whole text: word models consume it all, tag models end it.")
+@click.option("--reset-each-line", is_flag=True, help="Start every line from a fresh stream (implies the above).")
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True, help="lm: next tokens to show.")
-def stream(model_path: str, providers: str, threads: int, reset_each_line: bool, top: int) -> None:
-    """Read stdin line by line and print the running output.
+def stream(model_path: str, providers: str, threads: int, keep_newlines: bool, flush_every_line: bool,
+           reset_each_line: bool, top: int) -> None:
+    """Read stdin line by line as one live text and print the output as it settles.
 
-    classify: the running label after each line; lm: the likeliest next tokens; tag: the
-    tags (and words) of each line.
+    classify: the running label; lm: the likeliest next tokens; tag: the tokens and tags (or
+    B/M/E/S words) whose tags are settled, words running across lines. A line prints only when
+    it consumed something: a word model holds back the open word until more text comes (or
+    until the end of the input, or of the line with --flush-every-line).
     """
     model = _load(model_path, providers, threads)
+    whole_lines = flush_every_line or reset_each_line
+    newline = "\n" if keep_newlines else ""
+    lines = _lines(sys.stdin, "stdin")
+    if model.task == "tag":
+        ts = model.tag_stream()
+        for text in lines:
+            _echo_tags(ts.end(text + newline) if whole_lines else ts.feed(text + newline))
+        _echo_tags(ts.end())
+        return
     s = model.stream()
-    for text in _lines(sys.stdin, "stdin"):
+    for text in lines:
         if reset_each_line:
             s.reset()
-        if model.task == "tag":
-            if text.strip():
-                result = model.tag(text)
-                click.echo(" ".join(f"{t}/{g}" for t, g in result) if result.words is None
-                           else " / ".join(result.words))
-            continue
-        s.feed(text + ("" if reset_each_line else "\n"))
-        logits = s.flush()
-        if logits is None:
-            continue
-        if model.task == "classify":
-            p = model.prediction(logits)
-            click.echo(f"{p.label}\t{p.score:.4f}")
-        else:
-            probs = np.exp(logits - logits.max())
-            probs /= probs.sum()
-            best = np.argsort(-probs)[:top]
-            click.echo("  ".join(f"{model.vocab.token(int(i))!r} {probs[i]:.3f}" for i in best))
+        logits = s.feed(text + newline)
+        if whole_lines and s.pending:
+            logits = s.flush()
+        _echo_running(model, logits, top)
+    if s.pending:
+        _echo_running(model, s.flush(), top)
+
+
+def _echo_tags(result: Any) -> None:
+    """One line of settled tokens (or words); a line end inside one is shown as ``\\n``, so the
+    output stays one line per piece."""
+    if result:
+        line = " ".join(f"{t}/{g}" for t, g in result) if result.words is None else " / ".join(result.words)
+        click.echo(line.replace("\r", "\\r").replace("\n", "\\n"))
         sys.stdout.flush()
+
+
+def _echo_running(model: Model, logits: np.ndarray | None, top: int) -> None:
+    if logits is None:
+        return
+    if model.task == "classify":
+        p = model.prediction(logits)
+        click.echo(f"{p.label}\t{p.score:.4f}")
+    else:
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        best = np.argsort(-probs)[:top]
+        click.echo("  ".join(f"{model.vocab.token(int(i))!r} {probs[i]:.3f}" for i in best))
+    sys.stdout.flush()
 
 
 @click.command()

@@ -115,22 +115,51 @@ def test_tag(paths, models):
     assert len(data["tags"]) == 4
 
 
-def test_stream(paths, models):
-    out = ok("stream", paths["clf"], input="这本书很好看\n质量太差了\n").splitlines()
-    s = models["clf"].stream()
-    expected = []
-    for line in ("这本书很好看", "质量太差了"):
-        s.feed(line + "\n")
-        p = models["clf"].prediction(s.flush())
-        expected.append(f"{p.label}\t{p.score:.4f}")
-    assert out == expected
+def running(model, lines, *, newline="", whole_lines=False):
+    """What `rnnkit stream` should print for a classifier: the running label of each line that consumed text."""
+    s, out = model.stream(), []
+    for line in lines:
+        logits = s.feed(line + newline)
+        if whole_lines:
+            logits = s.flush()
+        if logits is not None:
+            p = model.prediction(logits)
+            out.append(f"{p.label}\t{p.score:.4f}")
+    if s.pending:
+        p = model.prediction(s.flush())
+        out.append(f"{p.label}\t{p.score:.4f}")
+    return out
+
+
+def test_stream_reads_stdin_as_one_live_text(paths, models):
+    clf = models["clf"]  # a word model: the open word of a line waits for the next one
+    text = "这本书很好看\n质量太差了\n我爱北京天安门\n"
+    out = ok("stream", paths["clf"], input=text).splitlines()
+    assert out == running(clf, text.splitlines())
+    assert out[-1].split("\t")[0] == clf.classify("这本书很好看质量太差了我爱北京天安门").label
+    # each line a whole text with its newline, as before: one line out per line in
+    old = ok("stream", paths["clf"], "--flush-every-line", "--keep-newlines", input=text).splitlines()
+    assert old == running(clf, text.splitlines(), newline="\n", whole_lines=True) and len(old) == 3
     fresh = ok("stream", paths["clf"], "--reset-each-line", input="很好\n很好\n").splitlines()
-    assert fresh[0] == fresh[1] == f"{models['clf'].classify('很好').label}\t{models['clf'].classify('很好').score:.4f}"
+    assert fresh[0] == fresh[1] == f"{clf.classify('很好').label}\t{clf.classify('很好').score:.4f}"
 
     lm_out = ok("stream", paths["lm"], "--top", "3", input="我爱\n").splitlines()
     assert len(lm_out) == 1 and lm_out[0].count("'") == 6
-    tag_out = ok("stream", paths["tag"], input="我爱北京\n\n").splitlines()  # blank lines are skipped
-    assert tag_out == [" / ".join(models["tag"].tag("我爱北京").words)]
+
+
+def test_stream_tags_words_as_they_settle_across_lines(paths, models):
+    tagger = models["tag"]
+    lines = ["我爱北", "京天安门", "", "上太阳升"]
+    out = ok("stream", paths["tag"], input="\n".join(lines) + "\n").splitlines()
+    ts = tagger.tag_stream()
+    expected = [r for r in [*(ts.feed(line) for line in lines), ts.end()] if r]
+    assert out == [" / ".join(r.words) for r in expected]
+    assert " / ".join(out).split(" / ") == tagger.tag("".join(lines)).words  # words run across lines
+    per_line = ok("stream", paths["tag"], "--flush-every-line", input="我爱北京\n\n天安门\n").splitlines()
+    assert per_line == [" / ".join(tagger.tag(t).words) for t in ("我爱北京", "天安门")]  # blank lines: nothing
+    plain = ok("stream", paths["pos"], "--keep-newlines", input="我爱\n北京\n").splitlines()
+    assert " ".join(plain) == " ".join(f"{t}/{g}" for t, g in models["pos"].tag("我爱\n北京\n")).replace("\n", "\\n")
+    assert "\\n/" in plain[0]  # the newline was fed, and shown escaped on its line
 
 
 def test_inspect(paths, models):
