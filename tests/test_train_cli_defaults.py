@@ -16,7 +16,7 @@ from rnnkit.runtime.contract import CELLS, TASKS  # noqa: E402
 from rnnkit.runtime.errors import ConfigError  # noqa: E402
 from rnnkit.train import cli as cli_module  # noqa: E402
 from rnnkit.train.cli import train  # noqa: E402
-from rnnkit.train.config import TrainConfig  # noqa: E402
+from rnnkit.train.config import LEVELS, TrainConfig  # noqa: E402
 
 # Fields deliberately left off the CLI; a new field must get an option or a line here.
 NOT_ON_CLI = {
@@ -27,8 +27,8 @@ NOT_ON_CLI = {
 INVERTED = {"normalize": "no_normalize", "hmm": "no_hmm"}
 # Options that steer the run rather than configure it.
 CLI_ONLY = {"resume", "quiet"}
-# What TrainConfig.__post_init__ accepts for each Choice option (level is spelled there, not a constant).
-ACCEPTED = {"task": TASKS, "cell": CELLS, "level": ("char", "word")}
+# What TrainConfig.__post_init__ accepts for each Choice option.
+ACCEPTED = {"task": TASKS, "cell": CELLS, "level": LEVELS}
 
 
 def field_defaults() -> dict[str, Any]:

@@ -11,7 +11,7 @@ import click
 
 from rnnkit.runtime.contract import CELLS, TASKS
 
-from .config import TrainConfig
+from .config import LEVELS, TrainConfig
 from .trainer import train as run_training
 
 __all__ = ["train"]
@@ -32,7 +32,7 @@ def _option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable
               help="A file (.txt for lm; .tsv/.jsonl for classify; token/TAG lines for tag) "
                    "or builtin:NAME (hello, reviews, segmentation, pos).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the checkpoint and reports.")
-@_option("level", type=click.Choice(["char", "word"]),
+@_option("level", type=click.Choice(LEVELS),
          help="Tokens: characters, or words cut by jieba. Default char (tag data decides itself).")
 @_option("cell", type=click.Choice(CELLS), show_default=True, help="Recurrent cell.")
 @_option("layers", type=click.IntRange(1), show_default=True, help="Stacked recurrent layers.")

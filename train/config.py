@@ -8,9 +8,10 @@ from typing import Any
 from rnnkit.runtime.contract import CELLS, MAX_LOOKAHEAD, TASKS
 from rnnkit.runtime.errors import ConfigError
 
-__all__ = ["DEFAULT_LOOKAHEAD", "TrainConfig"]
+__all__ = ["DEFAULT_LOOKAHEAD", "LEVELS", "TrainConfig"]
 
 DEFAULT_LOOKAHEAD = 2  # tokens a tagger reads past a token before tagging it
+LEVELS = ("char", "word")  # what a token is: a character, or a word cut by jieba
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
-        if self.level not in (None, "char", "word"):
+        if self.level is not None and self.level not in LEVELS:
             raise ConfigError(f"level must be char or word, got {self.level!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
