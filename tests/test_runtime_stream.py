@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnkit.runtime import StateError, load_model
+from rnnkit.runtime import StateError
 
 TEXT = "这本书很好看，我喜欢。hello world 😀"
 ATOL = 1e-5
