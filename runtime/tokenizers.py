@@ -8,26 +8,48 @@ a base letter and a combining mark is not composed into one character; see docs/
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
+import math
 import re
 import threading
 import unicodedata
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, MetadataError, MissingDependencyError, RnnkitWarning
 from .vocab import Vocabulary
 
-__all__ = ["CharTokenizer", "Tokenizer", "WordTokenizer", "tokenizer_from_config"]
+__all__ = ["MAX_HELD", "CharTokenizer", "SplitPoint", "Tokenizer", "WordTokenizer", "tokenizer_from_config"]
 
 _NORMALIZATIONS = ("NFKC", "NFC", None)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # The block structure of jieba's precise mode (jieba/__init__.py, re_han_default): cuts never
-# cross the border of a run of these characters, which is what makes chunked feeding exact.
-_JIEBA_BLOCK = re.compile("[\u4e00-\u9fd5a-zA-Z0-9+#&._%\\-]+")
+# cross the border of a run of [\u4e00-\u9fd5] and these characters (_in_block), which is what
+# makes chunked feeding exact.
+_BLOCK_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+#&._%-")
+# A word stream holds back at most this many normalised characters of a run of Chinese text
+# before it cuts anyway (docs/FORMAT.md). Three longest words (16): an exact cut comes every
+# few words in real text, so it is nearly always found first, and a forced cut at least one
+# longest word before the end has a word boundary within the last 32 to choose from.
+MAX_HELD = 48
+_WINDOW = 256  # input characters find_split reads first; it reads further back only if undecided
+# Scores closer than this are a tie (d): above the rounding of jieba's sums over what a stream
+# holds (about 1e-14 per word per unit of score, which grows 7-19 per character of the run: under
+# 1e-6 for runs shorter than about 3 million characters), below the gap between real choices.
+_TIE = 1e-6
+
+
+@dataclass(frozen=True)
+class SplitPoint:
+    """Where a stream may cut the text fed so far: ``text[:index]`` tokenizes as it will in any
+    longer text, unless ``exact`` is False (a forced cut that bounds what is held back)."""
+
+    index: int
+    exact: bool
 
 
 @dataclass(frozen=True)
@@ -112,6 +134,14 @@ class Tokenizer:
         """
         return len(text)
 
+    def find_split(self, text: str) -> SplitPoint:
+        """``split_point(text)`` and whether that cut is exact for any continuation.
+
+        >>> CharTokenizer().find_split("ab")
+        SplitPoint(index=2, exact=True)
+        """
+        return SplitPoint(self.split_point(text), True)
+
     def to_config(self) -> dict[str, Any]:
         return {"kind": self.kind, "normalize": self.normalize, "lowercase": self.lowercase,
                 "keep_whitespace": self.keep_whitespace}
@@ -169,28 +199,57 @@ class WordTokenizer(Tokenizer):
         return tokens
 
     def split_point(self, text: str) -> int:
-        pieces = self._pieces(text)
+        return self.find_split(text).index
+
+    def find_split(self, text: str) -> SplitPoint:
+        """Where a stream may cut ``text``: the rule of docs/FORMAT.md, "Chunked input".
+
+        Cuts never cross the border of a jieba block, so everything before the trailing block
+        is final; inside it, the last word boundary that no word of any continuation can move.
+        Past MAX_HELD held-back characters it forces a cut (``exact=False``). Reads only the
+        end of ``text``: the cost does not grow with what comes before.
+
+        >>> WordTokenizer().find_split("我爱。北京")  # doctest: +SKIP
+        SplitPoint(index=3, exact=True)
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        size = _WINDOW
+        while True:
+            offset = max(0, len(text) - size)
+            found = self._split_tail(text[offset:], whole=offset == 0)
+            if found is not None:
+                return SplitPoint(offset + found.index, found.exact)
+            size *= 4
+
+    def _split_tail(self, tail: str, whole: bool) -> SplitPoint | None:
+        """find_split of a text ending with ``tail``; None if the text before it could matter."""
+        pieces = self._pieces(tail)
         normalized = "".join(pieces)
         starts, k = {}, 0  # normalised offset of each input character → its index
         for i, p in enumerate(pieces):
             starts[k] = i
             k += len(p)
         starts[k] = len(pieces)
-        n = len(normalized)
-        blocks = list(_JIEBA_BLOCK.finditer(normalized))
-        # The trailing block may go on in the next chunk, and "\r" may be half of "\r\n".
-        if blocks and blocks[-1].end() == n:
-            limit = blocks[-1].start()
-        elif normalized.endswith("\r"):
+        n = begin = len(normalized)
+        while begin and _in_block(normalized[begin - 1]):
+            begin -= 1
+        limit = n
+        if begin < n:  # the trailing block may go on in the next chunk
+            if begin == 0 and not whole:  # the rule needs the whole block
+                return None
+            cut = _cut_block(normalized[begin:], lambda p: begin + p in starts)
+            if cut.index:
+                return SplitPoint(starts[begin + cut.index], cut.exact)
+            limit = begin
+        elif normalized.endswith("\r"):  # may be half of "\r\n"
             limit = n - 1
-        else:
-            limit = n
-        inside = {p for m in blocks for p in range(m.start() + 1, m.end())}
         for p in range(limit, 0, -1):
+            inside = p < n and _in_block(normalized[p - 1]) and _in_block(normalized[p])
             crlf = normalized[p - 1] == "\r" and normalized[p:p + 1] == "\n"
-            if p in starts and p not in inside and not crlf:
-                return starts[p]
-        return 0
+            if p in starts and not inside and not crlf:
+                return SplitPoint(starts[p], True)
+        return SplitPoint(0, True) if whole else None
 
     def to_config(self) -> dict[str, Any]:
         return {**super().to_config(), "hmm": self.hmm, "mode": "precise",
@@ -254,6 +313,74 @@ def _jieba():
                     logger.setLevel(level)
                 _jieba_instance = tok
     return _jieba_instance
+
+
+def _in_block(ch: str) -> bool:
+    """Whether ``ch`` belongs in a jieba block (re_han_default)."""
+    return "\u4e00" <= ch <= "\u9fd5" or ch in _BLOCK_ASCII
+
+
+@functools.lru_cache(maxsize=1)
+def _longest_key() -> int:
+    """Length of the longest key of jieba's prefix dictionary (16 for jieba 0.42.1)."""
+    return max(map(len, _jieba().FREQ))
+
+
+def _cut_block(block: str, allowed: Callable[[int], bool]) -> SplitPoint:
+    """The cut inside the trailing jieba block ``block`` (normalised), 0 for its start.
+
+    Rules (a)-(d) and the backstop of docs/FORMAT.md; ``allowed(p)``: p falls between input
+    characters.
+    """
+    jb, longest = _jieba(), _longest_key()
+    n = len(block)
+    dag = jb.get_DAG(block)  # dag[i]: the last index of every word starting at i, ascending
+    route: dict[int, tuple[float, int]] = {}
+    jb.calc(block, dag, route)
+    # (a) free[p]: no word of the known text crosses p
+    free = [False] * (n + 1)
+    reach = 0
+    for p in range(1, n):
+        reach = max(reach, dag[p - 1][-1])
+        free[p] = reach < p
+    # (b) the keys of FREQ are prefix-closed, so a word can start at i and run past the end
+    # only if block[i:] is a key: no cut after the first such i
+    last = next((i for i in range(max(0, n - longest), n) if block[i:] in jb.FREQ), n)
+    words, x = [], 0  # (start, end) of each word of jieba's route
+    while x < n:
+        y = route[x][1] + 1
+        # (d) where two choices score (nearly) the same, as in 忙忙忙 = 忙忙+忙 = 忙+忙忙, the
+        # whole text's choice depends on how the sums of its continuation round: no cut after it
+        if last > x and _near_tie(jb, block, dag, route, x):
+            last = x
+        words.append((x, y))
+        x = y
+    # (c) a multi-character word ends at the cut: it flushes the single characters jieba's HMM
+    # (or, without it, the joining of single letters and digits) would merge across the cut
+    exact = next((end for start, end in reversed(words)
+                  if end - start > 1 and end <= last and end < n and free[end] and allowed(end)), 0)
+    if n - exact <= MAX_HELD:
+        return SplitPoint(exact, True)
+    # Backstop: a word boundary in [n - MAX_HELD, n - longest], so no word can run past the end
+    # from before it; a free one if there is one (then only merging across it could differ).
+    low, high = n - MAX_HELD, n - longest
+    ends = [end for _, end in words if low <= end <= high and allowed(end)]
+    forced = max((end for end in ends if free[end]), default=None)
+    if forced is None:
+        forced = max(ends, default=None)
+    if forced is None:  # every boundary falls inside one input character's normalisation
+        forced = max((p for p in range(low, high + 1) if allowed(p)), default=exact)
+    return SplitPoint(forced, False) if forced > exact else SplitPoint(exact, True)
+
+
+def _near_tie(jb: Any, block: str, dag: dict[int, list[int]], route: dict[int, tuple[float, int]],
+              x: int) -> bool:
+    """Whether jieba's best and second-best word at ``x`` score within _TIE of each other."""
+    if len(dag[x]) < 2:
+        return False
+    logtotal = math.log(jb.total)
+    scores = sorted(math.log(jb.FREQ.get(block[x:y + 1]) or 1) - logtotal + route[y + 1][0] for y in dag[x])
+    return scores[-1] - scores[-2] < _TIE
 
 
 def _warn_jieba_version(trained: str) -> None:
