@@ -39,6 +39,7 @@ class Stream:
 
     def __init__(self, model: Model) -> None:
         self.model = model
+        self._size = len(model.vocab)
         # The stream's own buffers: tokens (1, 1), state (layers, 1, hidden), logits (1, 1, n_out).
         # Multi-token feeds write their new state into the same arrays, so they live as long as
         # the stream (a CPU session may have them bound).
@@ -53,8 +54,9 @@ class Stream:
 
         Text still held back by ``feed`` is consumed first, so the order is kept.
         """
-        token = check_token_id(token_id, len(self.model.vocab))
-        self.take_back()
+        token = check_token_id(token_id, self._size)
+        if self._holder is not None:
+            self.take_back()
         if self._pending:
             self.flush()
         own = self._own
