@@ -1,7 +1,7 @@
 """``make bench``: rnnkit against torch eager, bare onnxruntime and the hardware, in one run.
 
 P1 streaming step (batch 1) · P2 many streams · P3 int8 vs fp32 · P4 cold start and install
-size · P5 whole-text throughput · P6 training throughput. Every figure is a median over
+size · P5 whole-text throughput · P6 training throughput · P7 live word streams (linear). Every figure is a median over
 repeats with its spread; ratios come first, goals are printed next to them, and a missed goal
 says so. Results go to OUT/results.json.
 
@@ -30,6 +30,7 @@ from rnnkit.runtime.bench import bare_steps, batcher_speedup, median_time
 
 from .models import SIZES, SMALL, random_model, weight_bytes_per_step
 from .training import int8_versus_fp32, training_throughput
+from .word_stream import word_stream_rows
 
 CELLS = ("rnn", "gru", "lstm")
 
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="bench-out", help="folder for results.json")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller runs")
-    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6", help="comma-separated sections")
+    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6,P7", help="comma-separated sections")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="rnnkit-bench-") as tmp:
         work = Path(tmp)
         sections = {"P1": p1_step, "P2": p2_streams, "P3": int8_versus_fp32, "P4": p4_cold_start,
-                    "P5": p5_whole_text, "P6": training_throughput}
+                    "P5": p5_whole_text, "P6": training_throughput, "P7": word_stream_rows}
         for name, fn in sections.items():
             if name in only:
                 results[name] = fn(work, args.quick)
