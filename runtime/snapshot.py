@@ -70,7 +70,7 @@ def unpack(model: Model, data: Any, kind: str) -> tuple[dict[str, Any], list[np.
         raise StateError("this snapshot was taken from another model; restore it with the model that made it")
     found = header.get("kind", "stream") if version == 1 else header.get("kind")
     if found != kind:
-        if found in KINDS and isinstance(found, str):
+        if isinstance(found, str) and found in KINDS:
             raise StateError(f"this is a {found} snapshot, not a {kind} one: restore it with {KINDS[found]}")
         raise StateError("this snapshot is corrupt (its header does not fit the model)")
     shape = model.metadata.state_shape(1)

@@ -89,8 +89,12 @@ class _Open:
                 "tags": self.tags}
 
     @classmethod
-    def from_json(cls, value: Any, pending: str, labels: Sequence[str]) -> _Open:
-        """Check a snapshot's ``"tag"`` object field by field (it is untrusted) and rebuild it."""
+    def from_json(cls, value: Any, pending: str, labels: Sequence[str], *, consumed: int, lookahead: int) -> _Open:
+        """Check a snapshot's ``"tag"`` object field by field (it is untrusted) and rebuild it.
+
+        The open tokens must fit the state's counter too: the tags of the last
+        ``min(consumed, lookahead)`` tokens read are not known yet, and those are the untagged ones.
+        """
         bad = StateError("this tag stream snapshot is corrupt (its open tokens do not fit the model)")
         if not isinstance(value, dict) or set(value) != {"offset", "tokens", "tail", "tags"}:
             raise bad
@@ -108,6 +112,8 @@ class _Open:
                 raise bad
             checked.append((t[0], t[1], t[2], t[3]))
             previous = t[2]
+        if len(checked) - len(tags) != min(consumed, lookahead):
+            raise bad
         return cls(pending, offset, checked, tail, list(tags))
 
 
@@ -128,8 +134,9 @@ class TagStream:
 
     A tag stream is a full stream: ``snapshot()`` (restore with ``model.tag_stream(snapshot)``),
     ``fork()``, ``reset()``, and a ``StreamBatcher`` feeds many at once. ``stream`` is the
-    :class:`Stream` holding its recurrent state. Like a ``Stream``, a tag stream is for one
-    thread at a time; the model it came from is shared.
+    :class:`Stream` holding its recurrent state (read it; stepping it directly would put it out
+    of step with the tokens). Like a ``Stream``, a tag stream is for one thread at a time; the
+    model it came from is shared.
     """
 
     def __init__(self, model: Model, *, stream: Stream | None = None, held: _Open | None = None) -> None:
@@ -171,7 +178,8 @@ class TagStream:
     def restore(cls, model: Model, data: bytes) -> TagStream:
         """The tag stream ``snapshot()`` wrote, for the model that wrote it."""
         header, state, logits = unpack(model, data, "tag")
-        held = _Open.from_json(header.get("tag"), header["pending"], model.labels)
+        held = _Open.from_json(header.get("tag"), header["pending"], model.labels, consumed=header["consumed"],
+                               lookahead=model.metadata.lookahead)
         stream = Stream(model)
         stream.load(state, logits, header["consumed"])
         return cls(model, stream=stream, held=held)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
@@ -104,6 +105,10 @@ class Ctx:
     @property
     def lm2(self) -> Path:
         return self.once("lm2", lambda: tiny_onnx(self.root / "lm2", task="lm", cell="gru", seed=1))
+
+    @property
+    def tagger(self) -> Path:
+        return self.once("tagger", lambda: tiny_onnx(self.root / "tagger", task="tag", cell="gru", lookahead=1))
 
     def model(self, name: str):
         return self.once(f"model-{name}", lambda: load_model(getattr(self, name)))
@@ -214,6 +219,11 @@ class Ctx:
         stream.feed("我爱北京")
         return stream.snapshot()
 
+    def tag_snapshot(self) -> bytes:
+        ts = self.model("tagger").tag_stream()
+        ts.feed("我爱北京")
+        return ts.snapshot()
+
     def fresh(self, name: str) -> Path:
         """A new, not yet existing path (one per call): ``m.onnx`` → ``m-7.onnx``."""
         n = self._made.setdefault("fresh", [0])
@@ -276,11 +286,13 @@ def malicious_pickle(path: Path, marker: Path) -> Path:
 
 
 def snapshot_with_header(data: bytes, **changes: Any) -> bytes:
-    _, _, size = struct.unpack_from("<8sHI", data)
+    """``data`` with header fields replaced and its checksum recomputed: only the fields can be refused."""
+    _, version, size = struct.unpack_from("<8sHI", data)
     header = json.loads(data[14 : 14 + size])
     header.update(changes)
     raw = json.dumps(header).encode()
-    return struct.pack("<8sHI", b"RNNKSNAP", 1, len(raw)) + raw + data[14 + size :]
+    data = struct.pack("<8sHI", b"RNNKSNAP", version, len(raw)) + raw + data[14 + size : -16]
+    return data + hashlib.blake2b(data, digest_size=16).digest()
 
 
 # -- the cases: id → the library call and the command line that meet the bad input ---------------
@@ -369,6 +381,12 @@ CASES: dict[str, Case] = {
     "E40": Case(lambda c: c.model("lm").stream(c.snapshot()[:-9])),
     "E41": Case(lambda c: c.model("lm").stream(_flip(c.snapshot()))),
     "E42": Case(lambda c: c.model("lm").batcher().step([c.model("lm2").stream()], [5])),
+    "E73": Case(lambda c: c.model("tagger").stream(c.tag_snapshot())),
+    "E74": Case(lambda c: c.model("tagger").tag_stream(c.snapshot("tagger"))),
+    "E75": Case(lambda c: c.model("tagger").tag_stream(snapshot_with_header(
+        c.tag_snapshot(), tag={"offset": -1, "tokens": [], "tail": "", "tags": []}))),
+    "E76": Case(lambda c: c.model("tagger").batcher().step([c.model("tagger").tag_stream()], [5])),
+    "E77": Case(lambda c: own_stream_in_a_batch(c.model("tagger"))),
     # checkpoints
     "E43": Case(lambda c: export_onnx(c.path("none.pt"), c.fresh("m.onnx")),
                 lambda c: ["export", c.path("none.pt"), "--out", c.fresh("m.onnx")]),
@@ -433,6 +451,11 @@ CASES: dict[str, Case] = {
                 lambda c: ["train", *HELLO, "--out", c.read_only_folder("ro-train") / "run"], nobody=True,
                 prepare=lambda c: c.read_only_folder("ro-train")),
 }
+
+
+def own_stream_in_a_batch(model) -> Any:
+    ts = model.tag_stream()
+    return model.batcher().feed([ts, ts.stream], ["我爱", "北京"])
 
 
 def plain_onnx(path: Path) -> Path:
