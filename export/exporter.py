@@ -109,7 +109,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT
 def _quantize(fp32: Path, int8: Path, ckpt, model, tokenizer, vocab, max_drop: float,
               real: list[list[int]]) -> dict[str, Any]:
     info: dict[str, Any] = {"mode": "int8",
-                            "method": "onnxruntime.quantize_dynamic (weights int8, activations quantized per call)",
+                            "method": "onnxruntime.quantize_dynamic (weights int8 in a 7-bit range, "
+                                      "activations quantized per call)",
                             **quantize_int8(fp32, int8)}
     info["size_ratio"] = round(int8.stat().st_size / fp32.stat().st_size, 4)
     # Activations are quantized with each call's own range, so the error moves with the input:

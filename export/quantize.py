@@ -1,7 +1,9 @@
 """int8 by onnxruntime's dynamic quantization, judged on the checkpoint's validation sample.
 
 onnxruntime quantizes MatMul (the output layer), Gather (the embedding) and LSTM
-(``DynamicQuantizeLSTM``); it has no quantized GRU or RNN kernel, so those cells compute in
+(``DynamicQuantizeLSTM``), with weights in a 7-bit range (``reduce_range``): on CPUs without
+VNNI its u8 × s8 kernels add pairs of products in 16 bits, which full-range weights overflow.
+It has no quantized GRU or RNN kernel, so those cells compute in
 fp32. Their weight matrices are still stored as int8 (symmetric, one scale per gate row) and
 turned back into fp32 by a ``Cast`` and a ``Mul`` of constants, which onnxruntime (and any
 runtime that folds constants) folds once at load: the file shrinks and, with graph
