@@ -54,14 +54,6 @@ def cut(text, rng, most=6):
     return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
 
 
-def joined(results):
-    """The pairs, spans and words of TagResults handed over one after another."""
-    pairs = [p for r in results for p in r]
-    spans = [s for r in results for s in r.spans]
-    words = None if results[0].words is None else [w for r in results for w in r.words]
-    return pairs, spans, words
-
-
 def whole(result):
     return list(result), result.spans, result.words
 

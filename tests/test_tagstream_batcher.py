@@ -16,7 +16,6 @@ from tagstreams import (
     TWO_LAYERS,
     WORDS,
     cut,
-    joined,
     model_id,
     same,
     same_logits,
@@ -24,6 +23,7 @@ from tagstreams import (
     tagged_part_way,
     whole,
 )
+from test_runtime_tagstream import joined
 
 from rnnkit.runtime import InputError, StateError, TagStream
 

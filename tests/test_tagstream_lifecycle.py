@@ -15,12 +15,12 @@ from tagstreams import (
     WORDS,
     cut,
     header_of,
-    joined,
     model_id,
     same,
     same_state,
     whole,
 )
+from test_runtime_tagstream import joined
 
 
 @pytest.mark.parametrize("kwargs", MODELS, ids=model_id)

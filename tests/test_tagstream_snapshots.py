@@ -18,7 +18,6 @@ from tagstreams import (
     TWO_LAYERS,
     WORDS,
     header_of,
-    joined,
     model_id,
     rebuild,
     same_logits,
@@ -26,6 +25,7 @@ from tagstreams import (
     tagged_part_way,
     whole,
 )
+from test_runtime_tagstream import joined
 
 from rnnkit.runtime import StateError, TagResult
 
