@@ -1,9 +1,9 @@
 """``make bench``: rnnkit against torch eager, bare onnxruntime and the hardware, in one run.
 
 P1 streaming step (batch 1) · P2 many streams · P3 int8 vs fp32 · P4 cold start and install
-size · P5 whole-text throughput · P6 training throughput · P7 live word streams (linear). Every figure is a median over
-repeats with its spread; ratios come first, goals are printed next to them, and a missed goal
-says so. Results go to OUT/results.json.
+size · P5 whole-text throughput · P6 training throughput · P7 live word streams. Every figure
+is a median over repeats with its spread; ratios come first, goals are printed next to them,
+and a missed goal says so. Results go to OUT/results.json.
 
     python -m benchmarks.run --out bench-out [--quick] [--only P1,P3]
 """
