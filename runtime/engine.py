@@ -38,10 +38,18 @@ class StepBinding:
         self._session = session
         self._spec = spec
         self.tokens = np.zeros((batch, 1), np.int64)  # (B, 1)
-        self.logits = np.zeros((batch, 1, spec.n_out), np.float32)  # (B, 1, n_out)
+        # (B, 1, n_out), made on first use: a stream that only a batcher steps never needs its own
+        self._logits: np.ndarray | None = None
         self._sides = (spec.zero_state(batch), spec.zero_state(batch))  # each: n arrays (L, B, H)
         self._side = 0
         self._bound: list[Any] | None = None  # the two IOBindings, made on the first step
+
+    @property
+    def logits(self) -> np.ndarray:
+        """The last step's logits (B, 1, n_out); overwritten by the next step."""
+        if self._logits is None:
+            self._logits = np.zeros((self.batch, 1, self._spec.n_out), np.float32)
+        return self._logits
 
     @property
     def state(self) -> list[np.ndarray]:
