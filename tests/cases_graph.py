@@ -1,0 +1,7 @@
+"""Catalogue cases: graph."""
+
+from __future__ import annotations
+
+from catalogue import Case
+
+CASES: dict[str, Case] = {}
