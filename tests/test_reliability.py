@@ -1,9 +1,10 @@
 """The bad-input catalogue: every row of docs/ERRORS.md is run here, so the doc cannot drift.
 
 Each row of the catalogue has an id (``E07``), the bad input, the exception the library raises
-and what the CLI prints (exit code and a piece of its one ``Error:`` line). ``CASES`` below
-(with the `cases_*.py` modules beside it) holds, for every id, the call that feeds that bad input to the library and the command line
-that feeds it to ``rnnkit``; ``test_catalogue_case[E07]`` runs both and checks the row.
+and what the CLI prints (exit code and a piece of its one ``Error:`` line). ``CASES`` below and
+the ``cases_*.py`` modules beside it hold, for every id, the call that feeds that bad input to
+the library and the command line that feeds it to ``rnnkit``; ``test_catalogue_case[E07]`` runs
+both and checks the row.
 """
 
 from __future__ import annotations
