@@ -73,13 +73,16 @@ def _option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable
 @_option("threads", type=click.IntRange(1), help="CPU threads for torch.")
 @_option("save_every", type=click.IntRange(1), show_default=True, help="Steps between resumable snapshots (last.pt).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@_option("force", is_flag=True,
+         help="Start over in an --out that holds a run: remove its checkpoints and reports (nothing else).")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options: Any) -> None:
     """Train an Embedding → RNN/GRU/LSTM → Linear model.
 
     The best model (by the validation metric) goes to OUT/checkpoint.pt; OUT/last.pt lets
-    --resume continue an interrupted run. Metrics go to OUT/metrics.csv and metrics.json, the
-    loss curve to OUT/loss.png.
+    --resume continue an interrupted run, and --force starts over. Metrics go to
+    OUT/metrics.csv and metrics.json, the loss curve to OUT/loss.png. One run writes a folder
+    at a time: a second one into the same --out is refused.
 
     \b
     Examples:
