@@ -9,6 +9,7 @@ what to do.
 from __future__ import annotations
 
 __all__ = [
+    "BudgetError",
     "CheckpointError",
     "ConfigError",
     "DataError",
@@ -19,6 +20,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelFileError",
     "ModelNotFoundError",
+    "NonFiniteError",
     "ParityError",
     "ProviderError",
     "QuantizationError",
@@ -26,6 +28,7 @@ __all__ = [
     "RnnkitWarning",
     "StateError",
     "TaskError",
+    "TrainingError",
     "WriteError",
 ]
 
@@ -110,12 +113,32 @@ class InputError(RnnkitError, ValueError):
     """A text, token id or argument given to a model call cannot be used (e.g. an empty text)."""
 
 
+class BudgetError(InputError):
+    """A call would need more memory than the model's budget (``load_model(max_call_bytes=…)``).
+
+    Nothing was allocated; ``needed`` and ``allowed`` are the sizes in bytes.
+    """
+
+    def __init__(self, message: str, needed: int = 0, allowed: int = 0) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.allowed = allowed
+
+
+class NonFiniteError(RnnkitError, ValueError):
+    """A model gave (or a state holds) NaN or infinite values: its weights or the state are corrupt."""
+
+
 class TaskError(RnnkitError, ValueError):
     """The call does not fit the model's task (e.g. ``generate`` on a classifier)."""
 
 
 class StateError(RnnkitError, ValueError):
     """A recurrent state or stream snapshot does not belong to this model or is corrupt."""
+
+
+class TrainingError(RnnkitError):
+    """Training cannot go on (its loss or weights became NaN or infinite); what it wrote before stays intact."""
 
 
 class WriteError(RnnkitError, OSError):

@@ -9,14 +9,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 
-__all__ = ["Sampler", "StopMatcher"]
+__all__ = ["MAX_SEED", "Sampler", "StopMatcher"]
+
+MAX_SEED = 2**32 - 1  # the seed range training shares (rnnkit.train.config.MAX_SEED)
 
 
 @dataclass(frozen=True)
 class Sampler:
-    """``temperature=0`` is greedy; ``top_k``/``top_p`` restrict the candidates; ``seed`` repeats runs."""
+    """``temperature=0`` is greedy; ``top_k``/``top_p`` restrict the candidates; ``seed`` repeats runs.
+
+    Any finite temperature ≥ 0 works, however small: the scaled logits are taken relative to
+    their maximum, so they never overflow, and as the temperature goes to 0 sampling becomes
+    greedy (a draw among the tokens tied for the top logit), as it does in exact arithmetic.
+
+    >>> s = Sampler(temperature=1e-300, seed=0)
+    >>> s.choose(np.array([1.0, 3.0, 2.0]), s.rng())
+    1
+    """
 
     temperature: float = 1.0
     top_k: int | None = None
@@ -31,24 +42,34 @@ class Sampler:
             raise ConfigError(f"top_k must be a positive integer, got {k!r}")
         if p is not None and not (_is_number(p) and 0 < p <= 1):
             raise ConfigError(f"top_p must be in (0, 1], got {p!r}")
-        if self.seed is not None and not _is_int(self.seed):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if self.seed is not None and not (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED):
+            raise ConfigError(f"seed must be an integer in 0..{MAX_SEED}, got {str(self.seed)[:40]}")
 
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
 
     def choose(self, logits: np.ndarray, rng: np.random.Generator, banned: Sequence[int] = ()) -> int:
-        """One token id from logits (n_out,), never one of ``banned``."""
+        """One token id from logits (n_out,), never one of ``banned``.
+
+        Logits that are not all finite (a broken model or state) raise InputError rather than
+        sample from NaN probabilities.
+        """
         z = logits.astype(np.float64, copy=True)
+        if not np.isfinite(z).all():
+            raise InputError("the logits hold NaN or infinity, so there is nothing to sample from: the model's "
+                             "weights or the stream's state are broken; reset the stream or re-export the model")
         z[list(banned)] = -np.inf
         if self.temperature == 0:
             return int(np.argmax(z))
-        z /= self.temperature
+        # Shift first, then divide: every value is ≤ 0, so a tiny temperature sends the others to
+        # -inf (probability 0) instead of the top ones to +inf (inf - inf = NaN).
+        with np.errstate(over="ignore"):
+            z = (z - np.max(z)) / self.temperature
         if self.top_k is not None and self.top_k < z.size:
             kth = np.partition(z, -int(self.top_k))[-int(self.top_k)]
             z[z < kth] = -np.inf
-        p = np.exp(z - np.max(z))
-        p /= p.sum()
+        p = np.exp(z)
+        p /= p.sum()  # ≥ 1: the top logit gives exp(0)
         if self.top_p is not None and self.top_p < 1:
             order = np.argsort(-p, kind="stable")
             cumulative = np.cumsum(p[order])

@@ -11,7 +11,8 @@ import torch
 from rnnkit.runtime.tokenizers import Tokenizer
 from rnnkit.runtime.vocab import Vocabulary
 
-__all__ = ["Batch", "LMStream", "SequenceSet", "encode_lm", "encode_sequences", "encode_split", "tokenize_examples"]
+__all__ = ["Batch", "LMStream", "SequenceSet", "encode_lm", "encode_sequences", "encode_split", "largest_batch",
+           "tokenize_examples"]
 
 IGNORE = -100  # target of a padded position (CrossEntropyLoss ignore_index)
 _BUCKET = 50  # batches per length bucket: similar lengths share a batch, order stays random
@@ -160,3 +161,11 @@ def encode_split(items: Sequence, task: str, vocab: Vocabulary, labels: Sequence
         return LMStream(encode_lm(items, vocab), batch_size, bptt), 0
     index = {label: i for i, label in enumerate(labels)}
     return encode_sequences(items, task, vocab, index, max_len, lookahead if task == "tag" else 0)
+
+
+def largest_batch(data: LMStream | SequenceSet, batch_size: int) -> dict[str, int]:
+    """``rows`` and ``seq`` of the largest batch ``data`` makes (B, T), to size a step before it runs."""
+    if isinstance(data, LMStream):
+        rows, width = data.data.shape  # (B, N)
+        return {"rows": int(rows), "seq": min(data.bptt, max(int(width) - 1, 0))}
+    return {"rows": min(batch_size, len(data.seqs)), "seq": max(map(len, data.seqs), default=0)}

@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from rnnkit.runtime.contract import CELLS, MAX_LOOKAHEAD, TASKS
-from rnnkit.runtime.errors import ConfigError
+from rnnkit.runtime.contract import CELLS, KEYS, MAX_DIM, MAX_LOOKAHEAD, MAX_VOCAB, TASKS, ModelSpec
+from rnnkit.runtime.errors import ConfigError, DataError, MetadataError
+from rnnkit.runtime.vocab import Vocabulary
 
-__all__ = ["DEFAULT_LOOKAHEAD", "LEVELS", "TrainConfig"]
+__all__ = ["DEFAULT_LOOKAHEAD", "LEVELS", "MAX_PARAMETERS", "MAX_SEED", "MAX_STEP_ELEMENTS", "MAX_THREADS",
+           "TrainConfig", "check_exportable_model", "check_model_size"]
 
 DEFAULT_LOOKAHEAD = 2  # tokens a tagger reads past a token before tagging it
 LEVELS = ("char", "word")  # what a token is: a character, or a word cut by jieba
+
+MAX_SEED = 2**32 - 1  # the seed range numpy and most tools share; torch's own limit is larger
+MAX_THREADS = 1024  # torch starts every thread it is told to (100,000 crash it); no CPU has more cores
+# An exported model is one protobuf message (at most 2 GiB) holding its fp32 weights: 2.0 GB of them
+# leaves room for the graph and the metadata.
+MAX_PARAMETERS = 500_000_000
+MAX_STEP_ELEMENTS = 1 << 31  # floats in one step's logits and states (8 GiB): no step that size fits memory
+_MANY = 10**12  # a count no run reaches (steps, examples, a frequency): beyond it a value is a typo
+_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+# Integer fields: name → (least, most). The most for layers/embed/hidden is what a model file may declare.
+_INTS = {
+    "layers": (1, MAX_DIM), "embed": (1, MAX_DIM), "hidden": (1, MAX_DIM), "epochs": (1, 1_000_000),
+    "batch_size": (1, 1 << 20), "bptt": (1, 1 << 20), "max_len": (1, 1 << 20), "patience": (0, 1_000_000),
+    "min_freq": (1, _MANY), "save_every": (1, _MANY), "valid_sample": (1, _MANY), "seed": (0, MAX_SEED),
+    "lookahead": (0, MAX_LOOKAHEAD),
+}
+_OPTIONAL_INTS = {"max_steps": (1, _MANY), "max_vocab": (5, MAX_VOCAB), "limit": (1, _MANY),
+                  "threads": (1, MAX_THREADS)}
+# Float fields: name → (least, most or None, least allowed, most allowed). NaN and infinity never are.
+_FLOATS = {
+    "lr": (0.0, None, False, True), "weight_decay": (0.0, None, True, True), "clip": (0.0, None, False, True),
+    "dropout": (0.0, 1.0, True, False), "warmup": (0.0, 1.0, True, False),
+    "valid_fraction": (0.0, 0.5, True, False), "test_fraction": (0.0, 0.5, True, False),
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +92,7 @@ class TrainConfig:
     whole_file: bool = False
     limit: int | None = None
     save_every: int = 200  # steps between resumable snapshots (last.pt)
+    force: bool = False  # start over in an --out that holds a run: its checkpoints and reports are removed first
     threads: int | None = None
     valid_sample: int = 2000  # validation examples kept in the checkpoint (int8 checks at export)
 
@@ -76,23 +107,17 @@ class TrainConfig:
             raise ConfigError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         if self.lookahead is None:
             object.__setattr__(self, "lookahead", DEFAULT_LOOKAHEAD if self.task == "tag" else 0)
-        if not 0 <= self.lookahead <= MAX_LOOKAHEAD:
-            raise ConfigError(f"lookahead must be in 0..{MAX_LOOKAHEAD}, got {self.lookahead}")
+        for name, (least, most) in {**_INTS, **_OPTIONAL_INTS}.items():
+            _check_int(name, getattr(self, name), least, most, optional=name in _OPTIONAL_INTS)
+        for name, bounds in _FLOATS.items():
+            _check_float(name, getattr(self, name), *bounds)
         if self.lookahead and self.task != "tag":
             raise ConfigError("--lookahead is for --task tag only")
-        positive = ("layers", "embed", "hidden", "epochs", "batch_size", "bptt", "max_len", "min_freq",
-                    "save_every", "valid_sample")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_steps", "max_vocab", "limit", "threads"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {value}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
-        if self.clip <= 0 or self.weight_decay < 0 or not 0 <= self.warmup < 1 or self.patience < 0:
-            raise ConfigError("clip must be > 0, weight-decay ≥ 0, warmup in [0, 1), patience ≥ 0")
+        recurrent = _recurrent_parameters(self.cell, self.layers, self.embed, self.hidden)
+        if recurrent > MAX_PARAMETERS:
+            raise ConfigError(f"the {self.cell.upper()} layers ({self.layers} × hidden {self.hidden}) would hold "
+                              f"{recurrent:,} weights, more than the {MAX_PARAMETERS:,} a model file holds; "
+                              "lower --hidden or --layers")
         # Checked here, before any data is read; ModelConfig checks the same for other callers.
         if self.tie_weights and self.task != "lm":
             raise ConfigError("--tie-weights is for --task lm only: other tasks' outputs are labels, not tokens")
@@ -107,3 +132,99 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def check_model_size(config: TrainConfig, *, vocab_size: int, n_out: int, rows: int, seq: int) -> None:
+    """Refuse, before any weight is allocated, a model or a step larger than rnnkit can hold.
+
+    ``rows`` × ``seq`` is the largest training batch the data makes (B, T). The weights must fit
+    a model file (:data:`MAX_PARAMETERS`); one step's logits and per-layer states (B, T, n_out +
+    layers × hidden) must stay under :data:`MAX_STEP_ELEMENTS` floats.
+    """
+    c = config
+    embedding = vocab_size * c.embed
+    output = (0 if c.tie_weights else c.hidden * n_out) + n_out
+    total = embedding + _recurrent_parameters(c.cell, c.layers, c.embed, c.hidden) + output
+    if total > MAX_PARAMETERS:
+        raise ConfigError(f"the model would have {total:,} weights (embedding {vocab_size:,} × {c.embed}, "
+                          f"output {c.hidden} × {n_out:,}), more than the {MAX_PARAMETERS:,} a model file holds; "
+                          "lower --embed, --hidden or --layers, or cap the vocabulary with --max-vocab")
+    step = rows * seq * (n_out + c.layers * c.hidden)
+    if step > MAX_STEP_ELEMENTS:
+        raise ConfigError(f"one training step would hold {step:,} floats (batch {rows} × {seq} tokens × "
+                          f"({n_out:,} outputs + {c.layers} × {c.hidden} state)), more than "
+                          f"{MAX_STEP_ELEMENTS:,}; lower --batch-size, --bptt or --max-len")
+
+
+def check_exportable_model(config: TrainConfig, *, tokenizer: dict[str, Any], vocab: Vocabulary,
+                           labels: Sequence[str], tag_scheme: str) -> None:
+    """Refuse, before training, a model that export would refuse to write.
+
+    The metadata the model would carry is validated by the contract's own
+    :meth:`ModelSpec.to_metadata`, the check export and every reader make, so the two cannot
+    drift; its strings must also have a UTF-8 spelling, as an ONNX file's must.
+    """
+    c = config
+    spec = ModelSpec(task=c.task, cell=c.cell, layers=c.layers, hidden=c.hidden, embed=c.embed, tokenizer=tokenizer,
+                     vocab=vocab, labels=tuple(labels) if c.task != "lm" else (),
+                     tag_scheme=tag_scheme if c.task == "tag" else "none",
+                     lookahead=c.lookahead if c.task == "tag" else 0,
+                     provenance={"rnnkit": "", "created": ""})
+    try:
+        props = spec.to_metadata()
+        for value in props.values():
+            value.encode("utf-8")
+    except MetadataError as e:
+        if e.key in (KEYS.LAYERS, KEYS.HIDDEN, KEYS.EMBED, KEYS.LOOKAHEAD):
+            raise ConfigError(f"a model of these options could not be exported: {e}") from e
+        hint = {KEYS.VOCAB: "cap the vocabulary with --max-vocab or raise --min-freq",
+                KEYS.LABELS: "fix the labels"}.get(e.key, "fix the data")
+        raise DataError(f"a model trained on this data could not be exported: {e}; {hint}", path=c.data) from e
+    except UnicodeEncodeError as e:
+        raise DataError(f"a model trained on this data could not be exported: a token or label holds "
+                        f"U+{ord(e.object[e.start]):04X}, a lone surrogate no model file can spell; fix the data",
+                        path=c.data) from e
+
+
+def _recurrent_parameters(cell: str, layers: int, embed: int, hidden: int) -> int:
+    """Weights and biases of the recurrent layers (torch's layout: two biases per gate)."""
+    gates = _GATES[cell]
+    first = gates * hidden * (embed + hidden + 2)
+    return first + (layers - 1) * gates * hidden * (2 * hidden + 2)
+
+
+def _check_int(name: str, value: Any, least: int, most: int, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if not least <= value <= most:
+        raise ConfigError(f"{name.replace('_', '-')} must be in {least}..{most}, got {_shown(value)}{_default(name)}")
+
+
+def _check_float(name: str, value: Any, least: float, most: float | None, least_ok: bool, most_ok: bool) -> None:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float's range
+        x = math.inf
+    if math.isfinite(x) and (x >= least if least_ok else x > least) and \
+            (most is None or (x <= most if most_ok else x < most)):
+        return
+    if most is None:
+        allowed = f"{'≥' if least_ok else '>'} {least:g}"
+    else:
+        allowed = f"in {'[' if least_ok else '('}{least:g}, {most:g}{']' if most_ok else ')'}"
+    raise ConfigError(f"{name.replace('_', '-')} must be a finite number {allowed}, got {_shown(value)}"
+                      f"{_default(name)}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _default(name: str) -> str:
+    default = next(f.default for f in fields(TrainConfig) if f.name == name)
+    return "" if default is None else f" (the default is {default:g})"

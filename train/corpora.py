@@ -13,13 +13,16 @@ import codecs
 import importlib.resources
 import importlib.util
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from importlib.abc import Traversable
 from pathlib import Path
 
 from rnnkit.runtime.errors import ConfigError, DataError, MissingDependencyError
+from rnnkit.runtime.vocab import MAX_TOKEN_CHARS
 
-__all__ = ["BUILTIN_PREFIX", "builtin_names", "decode_utf8", "load_builtin", "parse_tagged", "text_lines"]
+__all__ = ["BUILTIN_PREFIX", "builtin_names", "decode_utf8", "label_problem", "load_builtin", "parse_tagged",
+           "surrogate_problem", "text_lines"]
 
 BUILTIN_PREFIX = "builtin:"
 # name → the tasks it has examples for, in the order suggested to the user
@@ -31,6 +34,11 @@ _TASKS = {
 }
 _TAGGED_FILES = {"segmentation": "seg/data.txt", "pos": "tag/199801.txt"}
 _WHAT = {"lm": "texts", "classify": "labels", "tag": "tags"}
+# What a label (a class or a tag) may not hold: C0 and C1 controls and DEL (printed, they forge
+# lines and terminal escapes), line and paragraph separators, and lone surrogates (they have no
+# UTF-8 spelling, so no model file can hold them). A label goes into the model's metadata as is.
+_NOT_IN_LABELS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def builtin_names() -> list[str]:
@@ -90,6 +98,36 @@ def decode_utf8(data: bytes, name: str) -> str:
         ) from None
 
 
+def label_problem(label: str, what: str = "label") -> str | None:
+    """What keeps ``label`` out of a model file (too long, a control character…), or None."""
+    if len(label) > MAX_TOKEN_CHARS:
+        return f"{what} is {len(label)} characters long, more than the {MAX_TOKEN_CHARS} a model file holds"
+    bad = _NOT_IN_LABELS.search(label)
+    if bad is None:
+        return None
+    char = bad.group()
+    if "\ud800" <= char <= "\udfff":
+        why = "a lone surrogate, which has no UTF-8 spelling: no model file can hold it"
+    else:
+        kind = "a line separator" if char in "\u2028\u2029" else "a control character"
+        why = f"{kind}: rnnkit prints labels, and printed it would break or forge lines"
+    return f"{what} {_shown(label)} holds U+{ord(char):04X}, {why}"
+
+
+def surrogate_problem(text: str, what: str = "text") -> str | None:
+    """Where ``text`` holds a lone surrogate (a JSON ``\\ud800`` escape with no pair), or None."""
+    bad = _SURROGATE.search(text)
+    if bad is None:
+        return None
+    return (f"{what} holds a lone surrogate (U+{ord(bad.group()):04X}) at character {bad.start() + 1}: "
+            "it is no character and has no UTF-8 spelling")
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted with every control character escaped, cut to 40 characters."""
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 def text_lines(text: str) -> Iterator[tuple[int, str]]:
     """``(line number, line)`` of every line that is not blank, without its line ending.
 
@@ -123,6 +161,11 @@ def parse_tagged(lines: Iterable[tuple[int, str]],
             else:
                 problem = "has an empty token" if not tokens[k] else "has an empty tag"
             on_bad(lineno, f"item {k + 1} {item!r} {problem}: write whitespace-separated `token/TAG`")
+            continue
+        # One regex over the joined tags keeps the check off the per-tag path.
+        if _NOT_IN_LABELS.search(" ".join(tags)) or max(map(len, tags)) > MAX_TOKEN_CHARS:
+            k = next(i for i, tag in enumerate(tags) if label_problem(tag))
+            on_bad(lineno, f"item {k + 1}: {label_problem(tags[k], 'tag')}")
             continue
         examples.append((tokens, tags))
     return examples

@@ -7,10 +7,12 @@ Examples are plain Python values, never tokens (the trainer tokenizes them with
 - ``classify``: ``(text, label)``;
 - ``tag``: ``(tokens, tags)``, two lists of the same non-zero length.
 
-Files are UTF-8 (a leading BOM is dropped). Lines are split on ``"\\n"`` only (a trailing
+Files are regular files of at most :data:`MAX_DATA_BYTES` bytes (a pipe or a device is refused
+before it is read), UTF-8 (a leading BOM is dropped). Lines are split on ``"\\n"`` only (a trailing
 ``"\\r"`` is dropped), so line numbers in messages match what an editor shows; empty and
-whitespace-only lines are ignored everywhere. This module needs only the standard library,
-so it imports without torch.
+whitespace-only lines are ignored everywhere; a line longer than :data:`MAX_LINE_CHARS` is a bad
+line. Labels and tags must be what a model file can hold (see :func:`load_data`). This module
+needs only the standard library and rnnkit's runtime, so it imports without torch.
 
 >>> ds = load_data("builtin:hello", "tag")
 >>> ds.examples, ds.labels, ds.level_hint
@@ -21,28 +23,34 @@ so it imports without torch.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import random
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from rnnkit.runtime.contract import TASKS
+from rnnkit.runtime.contract import MAX_LABELS, MAX_VALUE_BYTES, TASKS
 from rnnkit.runtime.errors import ConfigError, DataError
 
-from .corpora import BUILTIN_PREFIX, builtin_names, load_builtin
+from .corpora import BUILTIN_PREFIX, builtin_names, label_problem, load_builtin, surrogate_problem
 from .corpora import decode_utf8 as _decode
 from .corpora import parse_tagged as _parse_tagged
-from .corpora import text_lines as _lines
+from .corpora import text_lines as _text_lines
 
 __all__ = [
+    "MAX_DATA_BYTES",
+    "MAX_LINE_CHARS",
     "Dataset",
     "Split",
     "builtin_names",
+    "check_exportable",
     "load_data",
     "read_labeled",
     "read_tagged",
@@ -57,6 +65,10 @@ _BMES = frozenset("BMES")
 _MIN_SHUFFLED = 10  # fewer examples than this: valid and test are the training set itself
 _MIN_CHARS = 100  # lm text shorter than this is not cut into parts
 _SKIP_HINT = "fix it, or pass --skip-bad (skip_bad=True) to skip bad lines"
+# rnnkit holds a corpus in memory, tokenized (some 60 bytes a token): 1 GiB of text is ~100× the
+# largest built-in corpus and already tens of GB as tokens.
+MAX_DATA_BYTES = 1 << 30
+MAX_LINE_CHARS = 1 << 20  # one example (a line); classify reads only its first max_len tokens anyway
 
 
 @dataclass(frozen=True)
@@ -140,20 +152,52 @@ def load_data(
     return Dataset(task, examples, source, scheme, level_hint, skipped, _fingerprint(task, examples))
 
 
+def check_exportable(dataset: Dataset, limit: int | None = None) -> None:
+    """Refuse data whose model no file could hold: what export would refuse, said before training.
+
+    :func:`load_data` checked each label on its line (length, characters). This checks the
+    label set (at least two, at most MAX_LABELS, a JSON list within the metadata's size cap) and
+    that no JSONL text smuggled in a lone surrogate, which would become a vocabulary token no
+    model file can spell. ``train`` calls it on the data it read; ``limit`` only words the message.
+
+    >>> check_exportable(load_data("builtin:hello", "tag"))
+    """
+    if dataset.task == "classify":
+        for i, (text, _) in enumerate(dataset.examples):
+            problem = not text.isascii() and surrogate_problem(text, f"the text of example {i + 1}")
+            if problem:
+                raise DataError(f"{problem}; fix its \\u escape in the file", path=dataset.source)
+    if dataset.task == "lm":
+        return
+    labels = dataset.labels
+    what = "label" if dataset.task == "classify" else "tag"
+    if len(labels) < 2:
+        after = f" (after --limit {limit})" if limit is not None else ""
+        raise DataError(f"every example{after} has the {what} {labels[0]!r}: a {dataset.task} model needs at least "
+                        f"2 {what}s; add examples of another one", path=dataset.source)
+    if len(labels) > MAX_LABELS:
+        raise DataError(f"{len(labels):,} distinct {what}s, more than the {MAX_LABELS:,} a model file holds; "
+                        f"is the {what} column the right one?", path=dataset.source)
+    size = len(json.dumps(labels, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_VALUE_BYTES:
+        raise DataError(f"the {what}s take {size:,} bytes as JSON, more than the {MAX_VALUE_BYTES:,} a model file's "
+                        f"metadata holds; use fewer or shorter {what}s", path=dataset.source)
+
+
 def read_text(path: str | os.PathLike, *, whole_file: bool = False,
               skip_bad: bool = False) -> tuple[list[str], int]:
     """Plain-text lm documents: one per non-empty line, or the whole file as one.
 
     A line keeps everything but its line ending. ``whole_file`` keeps the text as written
-    (``\\r\\n`` becomes ``\\n``). Plain text has no bad lines, so the count is always 0;
-    ``skip_bad`` is accepted for symmetry with the other readers.
+    (``\\r\\n`` becomes ``\\n``). The one bad line plain text has is one longer than
+    :data:`MAX_LINE_CHARS` (``skip_bad`` skips it); the whole file as one document has none.
     """
     name, text = _read(path)
     if whole_file:
-        docs = [text.replace("\r\n", "\n")] if text.strip() else []
-    else:
-        docs = [line for _, line in _lines(text)]
-    return _finish(docs, 0, name), 0
+        return _finish([text.replace("\r\n", "\n")] if text.strip() else [], 0, name), 0
+    bad = _BadLines(name, skip_bad)
+    docs = [line for _, line in _lines(text, bad, "; for one long document pass --whole-file")]
+    return _finish(docs, bad.done(), name), bad.count
 
 
 def read_labeled(path: str | os.PathLike, *,
@@ -174,7 +218,7 @@ def read_labeled(path: str | os.PathLike, *,
     name, text = _read(path)
     parse = _parse_jsonl if suffix == ".jsonl" else _parse_tsv
     examples, bad = [], _BadLines(name, skip_bad)
-    for lineno, line in _lines(text):
+    for lineno, line in _lines(text, bad):
         example = parse(line)
         if isinstance(example, str):
             bad.add(lineno, example)
@@ -193,7 +237,7 @@ def read_tagged(path: str | os.PathLike, *,
     """
     name, text = _read(path)
     bad = _BadLines(name, skip_bad)
-    examples = _parse_tagged(_lines(text), lambda lineno, problem: bad.add(lineno, problem))
+    examples = _parse_tagged(_lines(text, bad), lambda lineno, problem: bad.add(lineno, problem))
     return _finish(examples, bad.done(), name), bad.count
 
 
@@ -289,18 +333,61 @@ class _BadLines:
         return self.count
 
 
+def _lines(text: str, bad: _BadLines, hint: str = "") -> Iterator[tuple[int, str]]:
+    """The non-blank lines of ``text``; one longer than MAX_LINE_CHARS is a bad line."""
+    for lineno, line in _text_lines(text):
+        if len(line) > MAX_LINE_CHARS:
+            bad.add(lineno, f"the line is {len(line):,} characters long, more than the {MAX_LINE_CHARS:,} of one "
+                            f"example{hint}")
+            continue
+        yield lineno, line
+
+
 def _read(path: str | os.PathLike) -> tuple[str, str]:
-    """(name, text) of a UTF-8 file, with typed errors for a missing or unreadable one."""
+    """(name, text) of a UTF-8 file, with typed errors for a missing, unreadable or unbounded one.
+
+    The file is opened without blocking (a pipe with no writer would wait forever) and must be
+    a regular file: a pipe or a device (``/dev/zero``) could be read without end.
+    """
     name = os.fspath(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        data = Path(name).read_bytes()
+        fd = os.open(name, flags)
     except FileNotFoundError:
         raise DataError("file does not exist; check the path", path=name) from None
     except IsADirectoryError:
         raise DataError("is a directory, not a data file", path=name) from None
     except OSError as e:
+        if e.errno == errno.ENXIO:  # a socket (or a device with nothing behind it)
+            raise DataError(_NOT_REGULAR, path=name) from None
         raise DataError(f"cannot read the file ({e.strerror})", path=name) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise DataError("is a directory, not a data file", path=name)
+        raise DataError(_NOT_REGULAR, path=name)
+    if info.st_size > MAX_DATA_BYTES:
+        os.close(fd)
+        raise DataError(_too_big(info.st_size), path=name)
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(MAX_DATA_BYTES + 1)  # the file may have grown since fstat
+        except OSError as e:
+            raise DataError(f"cannot read the file ({e.strerror})", path=name) from None
+    if len(data) > MAX_DATA_BYTES:
+        raise DataError(_too_big(len(data)), path=name)
     return name, _decode(data, name)
+
+
+_NOT_REGULAR = "is not a regular file (a pipe, socket or device); save the data to a file and give its path"
+
+
+def _too_big(size: int) -> str:
+    return (f"the file is {size:,} bytes, more than the {MAX_DATA_BYTES:,} rnnkit reads; train on a sample "
+            "(e.g. `head -n 1000000`) of it")
 
 
 def _finish(examples: list, skipped: int, name: str) -> list:
@@ -318,7 +405,7 @@ def _parse_tsv(line: str) -> tuple[str, str] | str:
         return "no tab: write `label<TAB>text`"
     if not label or not text:
         return f"empty {'label' if not label else 'text'}: write `label<TAB>text`"
-    return text, label
+    return label_problem(label) or (text, label)
 
 
 def _parse_jsonl(line: str) -> tuple[str, str] | str:
@@ -341,7 +428,7 @@ def _parse_jsonl(line: str) -> tuple[str, str] | str:
     text, label = text.strip(), label.strip()
     if not text or not label:
         return f"empty {'label' if not label else 'text'}"
-    return text, label
+    return label_problem(label) or (text, label)
 
 
 def _tag_scheme(examples: list) -> tuple[list, str, str]:

@@ -13,15 +13,22 @@ from typing import Any
 
 import torch
 
-from rnnkit.runtime.errors import CheckpointError, ConfigError
-from rnnkit.runtime.files import check_writable
+from rnnkit.runtime.errors import CheckpointError, ConfigError, MetadataError, TrainingError, WriteError
+from rnnkit.runtime.files import check_replaceable, check_writable, exclusive_lock
 from rnnkit.runtime.tokenizers import CharTokenizer, Tokenizer, WordTokenizer
 from rnnkit.runtime.vocab import Vocabulary
 
-from .batches import LMStream, SequenceSet, encode_split, tokenize_examples
-from .checkpoint import BEST_NAME, LAST_NAME, check_resumable, load_checkpoint, save_checkpoint
-from .config import TrainConfig
-from .data import Dataset, load_data, split_examples
+from .batches import LMStream, SequenceSet, encode_split, largest_batch, tokenize_examples
+from .checkpoint import (
+    BEST_NAME,
+    LAST_NAME,
+    check_resumable,
+    check_resume_fits,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .config import TrainConfig, check_exportable_model, check_model_size
+from .data import Dataset, check_exportable, load_data, split_examples
 from .evaluate import batch_loss, evaluate, primary_metric
 from .model import ModelConfig, RNNModel, detach_state
 from .report import plot_loss, write_metrics
@@ -30,8 +37,11 @@ __all__ = ["TrainResult", "train"]
 
 log = logging.getLogger(__name__)
 # Options that may differ between an interrupted run and its resumption: where it runs, and
-# how the folder is spelled (it is the folder the run was loaded from).
-_RESUMABLE_CHANGES = ("device", "threads", "out")
+# how the folder is spelled (it is the folder the run was loaded from); --force only steers a start.
+_RESUMABLE_CHANGES = ("device", "threads", "out", "force")
+# What a run writes into --out: all that --force removes (anything else there is left alone).
+OUTPUT_NAMES = (BEST_NAME, LAST_NAME, "metrics.csv", "metrics.json", "loss.png")
+LOCK_NAME = ".rnnkit-train.lock"  # held (flock) by the run writing the folder
 
 
 @dataclass
@@ -50,7 +60,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) 
 
     With ``resume=True`` the run continues from ``out/last.pt`` and ends where an uninterrupted
     run with the same config would have ended, bit for bit on CPU. Resuming a finished run
-    returns its result and writes nothing.
+    returns its result and writes nothing. A folder that holds a run needs ``resume=True`` or
+    ``config.force`` (start over: the previous run's checkpoints and reports are removed, other
+    files are left alone).
+
+    One run writes a folder at a time: the run holds a lock on ``out/.rnnkit-train.lock``
+    (``flock``, released by the operating system however the process ends), and a second run
+    into the same folder raises WriteError naming the first one's pid.
 
     The best epoch is chosen on the validation split. With no validation data
     (``valid_fraction=0``) it is chosen on the training split instead, with a warning: an
@@ -63,8 +79,23 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) 
     1.0
     """
     out = Path(config.out)
+    if resume and config.force:
+        raise ConfigError("--force starts the run in --out over and --resume continues it: pass one of them")
+    if resume and not out.is_dir():
+        raise CheckpointError(f"nothing to resume in {out}: no {LAST_NAME}; start the run without --resume")
+    check_writable(out, "--out folder")  # before the data is read and an epoch is spent
+    for name in OUTPUT_NAMES:  # a device or a pipe planted under an output's name is never replaced
+        check_replaceable(out / name)
+    busy = f"{out} is in use by another training run (pid {{pid}}); wait for it to end or choose another --out"
+    with exclusive_lock(out / LOCK_NAME, busy):
+        return _train_locked(config, out, resume=resume, progress=progress)
+
+
+def _train_locked(config: TrainConfig, out: Path, *, resume: bool, progress: bool) -> TrainResult:
     state = None
-    if resume and not (out / LAST_NAME).is_file() and _killed_before_first_snapshot(out, config):
+    if config.force:
+        _start_over(out)
+    elif resume and not (out / LAST_NAME).is_file() and _killed_before_first_snapshot(out, config):
         log.warning("the run in %s stopped before its first snapshot (%s); starting it again", out, LAST_NAME)
         resume = False
     elif resume:
@@ -81,9 +112,20 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) 
             # Stopped after its last epoch but before the test and the final reports: do those.
     elif (out / LAST_NAME).exists() or (out / BEST_NAME).exists():
         raise ConfigError(f"{out} already holds a training run: pass --resume to continue it, "
-                          "or choose another --out")
-    check_writable(out, "--out folder")  # before the data is read and an epoch is spent
+                          "--force to start over, or choose another --out")
     return _Run(config, state, progress).run()
+
+
+def _start_over(out: Path) -> None:
+    """Remove what a previous run wrote into ``out`` (--force); only regular files, only rnnkit's."""
+    for name in OUTPUT_NAMES:  # train() refused any that is not a regular file (or a link to one)
+        try:
+            (out / name).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise WriteError(f"--force cannot remove {out / name}: {e.strerror or e}; remove it yourself") from e
+    log.info("--force: starting the run in %s over", out)
 
 
 def _killed_before_first_snapshot(out: Path, config: TrainConfig) -> bool:
@@ -115,6 +157,7 @@ class _Run:
         started = time.perf_counter()
         self.dataset = load_data(c.data, c.task, skip_bad=c.skip_bad, whole_file=c.whole_file,
                                  limit=c.limit, seed=c.seed)
+        check_exportable(self.dataset, c.limit)
         if resumed and resumed["data"]["fingerprint"] != self.dataset.fingerprint:
             raise CheckpointError(f"the data {c.data} changed since the interrupted run; "
                                   "resume with the same data or start a new --out")
@@ -124,7 +167,11 @@ class _Run:
         train_items, valid_items, test_items = (tokenize_examples(part, c.task, self.tokenizer) for part in
                                                 (self.split.train, self.split.valid, self.split.test))
         if resumed:
-            self.vocab = Vocabulary(resumed["vocab"])
+            try:
+                self.vocab = Vocabulary(resumed["vocab"])
+            except (ConfigError, MetadataError) as e:  # an edited file: the checkpoint is wrong, not the options
+                raise CheckpointError(f"{self.out / LAST_NAME} cannot be resumed: its vocabulary is damaged: "
+                                      f"{str(e)[:200]}") from e
         else:
             docs = train_items if c.task == "lm" else [tokens for tokens, _ in train_items]
             self.vocab = Vocabulary.build(docs, min_freq=c.min_freq, max_size=c.max_vocab)
@@ -140,8 +187,12 @@ class _Run:
             self.valid_data = self.train_data
         log.info("data ready in %.1fs: %s", time.perf_counter() - started, self.split.summary())
 
-        torch.manual_seed(c.seed)
         n_out = len(self.vocab) if c.task == "lm" else len(self.labels)
+        # What export would refuse, or memory could not hold, is refused before a weight exists.
+        check_exportable_model(c, tokenizer=self.tokenizer.to_config(), vocab=self.vocab, labels=self.labels,
+                               tag_scheme=self.dataset.tag_scheme)
+        check_model_size(c, vocab_size=len(self.vocab), n_out=n_out, **largest_batch(self.train_data, c.batch_size))
+        torch.manual_seed(c.seed)
         self.model_config = ModelConfig(cell=c.cell, vocab_size=len(self.vocab), n_out=n_out,
                                         embed=c.embed, hidden=c.hidden, layers=c.layers,
                                         dropout=c.dropout, tie_weights=c.tie_weights)
@@ -162,6 +213,7 @@ class _Run:
                     "loss_count": 0, "best": None, "best_epoch": None, "bad_epochs": 0, "done": False}
         self.history: list[dict[str, Any]] = []
         self.carry = None
+        self.saved_step: int | None = None  # the step of the last.pt this run wrote or resumed from
         if resumed:
             self._restore(resumed)
 
@@ -237,16 +289,42 @@ class _Run:
             self.carry = detach_state(state)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
+        # One sync for both, as loss.item() alone cost; checked before the step changes a weight.
+        value, norm_value = torch.stack([loss.detach(), norm.to(loss.device)]).tolist()
+        if not math.isfinite(value):
+            raise self._diverged(f"the loss is {value}", after=False)
+        if not math.isfinite(norm_value):
+            raise self._diverged(f"the gradient norm is {norm_value}", after=False)
         self.optimizer.step()
         self.scheduler.step()
         self.pos["step"] += 1
         self.pos["tokens"] += batch.n_tokens
-        return loss.item()
+        return value
+
+    def _diverged(self, what: str, *, after: bool = True) -> TrainingError:
+        """The error that stops a run whose numbers stopped being numbers; nothing of it was saved.
+
+        ``after``: the numbers went bad after the steps done so far, not within the next one.
+        """
+        pos = self.pos
+        step = pos["step"] if after else pos["step"] + 1
+        kept = [f"{LAST_NAME} (step {self.saved_step})"] if self.saved_step is not None else []
+        kept += [BEST_NAME] if pos["best_epoch"] is not None else []
+        said = f"{' and '.join(kept)} in {self.out} keep the last good weights" if kept else "no checkpoint was written"
+        return TrainingError(f"training diverged at step {step} (epoch {pos['epoch'] + 1}): {what}; {said}; "
+                             f"start again (--force) with a lower --lr (now {self.config.lr:g}) or --clip")
+
+    def _check_finite_weights(self) -> None:
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            raise self._diverged("the weights hold NaN or infinity")
 
     def _end_epoch(self) -> None:
         c, pos = self.config, self.pos
         valid = self._evaluate(self.valid_data)
+        if not math.isfinite(valid["loss"]):
+            raise self._diverged(f"the validation loss is {valid['loss']}")
+        self._check_finite_weights()
         value = valid[self.metric_name]
         record = {"epoch": pos["epoch"] + 1, "step": pos["step"], "tokens": pos["tokens"],
                   "seconds": round(pos["seconds"], 3), "lr": self.scheduler.get_last_lr()[0],
@@ -322,9 +400,16 @@ class _Run:
         return payload
 
     def _save_last(self) -> None:
+        self._check_finite_weights()
         save_checkpoint(self._payload(best=False), self.out / LAST_NAME)
+        self.saved_step = self.pos["step"]
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
+        c = self.config
+        rows = self.train_data.data.shape[0] if c.task == "lm" else 0
+        check_resume_fits(ckpt, self.out / LAST_NAME, self.model, self.optimizer,
+                          batches_per_epoch=self.steps_per_epoch, planned=self.planned,
+                          carry_shape=(c.layers, rows, c.hidden) if c.task == "lm" else None)
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -335,8 +420,10 @@ class _Run:
             if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
                 torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
         except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:  # edited or foreign state
-            raise CheckpointError(f"{self.out / LAST_NAME} cannot be resumed: {str(e)[:200]}") from e
+            detail = " ".join(str(e).split())[:200]  # torch's messages span lines
+            raise CheckpointError(f"{self.out / LAST_NAME} cannot be resumed: {detail}") from e
         self.pos.update(ckpt["progress"])
+        self.saved_step = self.pos["step"]
         self.history = list(ckpt["history"])
         carry = ckpt.get("carry")
         self.carry = None if carry is None else _to_device(carry, self.device)
