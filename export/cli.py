@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 
 import click
 
 from rnnkit.runtime.errors import RnnkitWarning
+from rnnkit.runtime.text import printable, printable_json
 
 from .exporter import export_onnx
 from .graph import DEFAULT_OPSET
@@ -52,11 +52,11 @@ def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | N
                                  skip_parity=skip_parity, overwrite=force)
         finally:  # one line each, not Python's file:line and source line
             for w in caught:
-                click.echo(f"Warning: {w.message}", err=True)
+                click.echo(f"Warning: {printable(w.message)}", err=True)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(printable_json(report.to_dict(), indent=2))
         return
-    click.echo(f"wrote {report.path} ({report.size_bytes / 1024:.1f} KiB, {report.spec.task}, "
+    click.echo(f"wrote {printable(report.path)} ({report.size_bytes / 1024:.1f} KiB, {report.spec.task}, "
                f"{report.spec.cell} × {report.spec.layers}) in {report.seconds:.1f}s")
     if report.parity:
         p = report.parity

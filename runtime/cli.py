@@ -7,6 +7,7 @@ answer with one line naming the extra to install.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 from .errors import ConfigError, MissingDependencyError, RnnkitError
+from .text import printable
 
 # name → (module:attribute, short help). The help is here so listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("rnnkit.runtime.commands:bench", "Measure a model's step latency and throughput here."),
 }
 _EXTRAS = {"torch": "train", "onnx": "train", "tqdm": "train"}
+EXIT_PIPE = 141  # the reader of stdout went away (`rnnkit … | head`): what a shell reports for SIGPIPE
 
 
 class LazyGroup(click.Group):
@@ -66,13 +69,14 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as e:
-            raise click.UsageError(str(e), ctx) from e
+            raise click.UsageError(printable(e), ctx) from e
         except RnnkitError as e:
-            raise click.ClickException(str(e)) from e
-        except BrokenPipeError:  # `rnnkit … | head`: click exits quietly
-            raise
+            raise click.ClickException(printable(e)) from e
+        except BrokenPipeError:  # `rnnkit … | head`: nothing more to say, to anyone
+            _silence_stdout()
+            ctx.exit(EXIT_PIPE)
         except OSError as e:
-            raise click.ClickException(_os_error(e)) from e
+            raise click.ClickException(printable(_os_error(e))) from e
 
 
 def _guard(command: click.Command) -> None:
@@ -85,7 +89,7 @@ def _guard(command: click.Command) -> None:
         try:
             return callback(*args, **kwargs)
         except ConfigError as e:
-            raise click.UsageError(str(e), click.get_current_context()) from e
+            raise click.UsageError(printable(e), click.get_current_context()) from e
 
     guarded.rnnkit_guarded = True  # type: ignore[attr-defined]
     command.callback = guarded
@@ -104,6 +108,14 @@ def _needs_extra(name: str, module: str, extra: str) -> click.Command:
     )
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: Python flushes it once more at exit, into the broken pipe."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no real file descriptor (tests)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+
+
 def _os_error(e: OSError) -> str:
     where = f": {e.filename}" if e.filename else ""
     return f"{e.strerror or e}{where}"
@@ -120,7 +132,14 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point. Unexpected errors print one line; ``RNNKIT_DEBUG=1`` shows the traceback."""
+    """Console entry point. Unexpected errors print one line; ``RNNKIT_DEBUG=1`` shows the traceback.
+
+    Every message is printed with its control characters escaped (it may quote a path, a label or
+    a text). A closed stdout or stderr (``>&-``) is /dev/null: the command runs, its output is lost.
+    """
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (lives until exit)
     try:
         code = cli.main(args=argv, prog_name="rnnkit", standalone_mode=False)
         if isinstance(code, int):  # click returns the code of ctx.exit() (e.g. after --help)
@@ -129,14 +148,15 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as e:
+        e.message = printable(e.message)  # click's own messages quote arguments too
         e.show()
         sys.exit(e.exit_code)
     except MissingDependencyError as e:
-        click.echo(f"Error: {e}", err=True)
+        click.echo(f"Error: {printable(e)}", err=True)
         sys.exit(1)
     except Exception as e:  # a bug in rnnkit: still one line unless asked for more
         if os.environ.get("RNNKIT_DEBUG"):
             raise
-        click.echo(f"Error: internal error {type(e).__name__}: {e} (set RNNKIT_DEBUG=1 for the traceback)",
-                   err=True)
+        click.echo(f"Error: internal error {type(e).__name__}: {printable(e)} (set RNNKIT_DEBUG=1 for the "
+                   "traceback)", err=True)
         sys.exit(70)

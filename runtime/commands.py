@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
+import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from io import TextIOBase, TextIOWrapper
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +19,15 @@ import numpy as np
 
 from .errors import ConfigError, InputError
 from .model import Model, load_model
+from .sampling import MAX_SEED
+from .session import MAX_THREADS
+from .text import printable, printable_json
 
 __all__ = ["bench", "classify", "generate", "inspect_cmd", "stream", "tag"]
 
 
 def _session_options(f: Callable) -> Callable:
-    f = click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+    f = click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
                      help="onnxruntime intra-op threads.")(f)
     f = click.option("--providers", default="auto", show_default=True,
                      help="auto, cpu, cuda, or a comma-separated list of onnxruntime providers.")(f)
@@ -34,17 +43,77 @@ def _load(model_path: str, providers: str, threads: int) -> Model:
         raise click.BadParameter(str(e), param_hint="'--providers'") from e
 
 
-def _lines(source: Iterable[str], name: str) -> Iterator[str]:
-    """The lines of a text stream without their line ends; undecodable bytes are an InputError."""
+MAX_TEXT_LINE = 1 << 20  # characters in one text of `classify --file`: an endless line is refused, not read
+_PIECE = 1 << 16  # characters of a longer stdin line that `stream` feeds at a time
+
+
+def _stdin() -> Any:
+    if sys.stdin is None:  # started with stdin closed (`<&-`)
+        raise InputError("stdin is closed: nothing to read; pipe or redirect the text into it (… < texts.txt)")
+    return sys.stdin
+
+
+def _open_file(path: str) -> Any:
+    """``--file PATH`` opened for reading as bytes; a folder, pipe, device or socket is refused (a pipe
+    with no writer would block forever, a device like /dev/zero never ends)."""
+    def refuse(why: str) -> click.BadParameter:
+        return click.BadParameter(f"{printable(path)} {why}", param_hint="'--file'")
+
+    def kind(mode: int) -> click.BadParameter:
+        if stat.S_ISDIR(mode):
+            return refuse("is a folder; give a file with one text per line")
+        return refuse("is not a regular file (a pipe, a device or a socket: reading it could block or never end); "
+                      "give a file, or '-' and send the text to stdin")
+
     try:
-        for line in source:
-            yield line.rstrip("\r\n")
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise kind(mode)
+        # O_NONBLOCK: should the path turn into a pipe after the check, opening it still cannot block
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as e:
+        raise refuse(f"cannot be read: {e.strerror or e}") from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise kind(mode)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _lines(source: Any, name: str, *, limit: int) -> Iterator[tuple[str, bool]]:
+    """``(text, ended)`` for the lines of ``source`` (a binary or text stream) read as UTF-8, without
+    their line ends, at most ``limit`` characters at a time: a longer line comes in pieces, all but
+    its last with ``ended`` False. Undecodable bytes are an InputError."""
+    binary = getattr(source, "buffer", None)  # a text stream's bytes: read as UTF-8 whatever the locale
+    if binary is None and not isinstance(source, TextIOBase):
+        binary = source
+    text = source if binary is None else TextIOWrapper(binary, encoding="utf-8", newline=None)
+    try:
+        while True:
+            line = text.readline(limit)
+            if not line:
+                return
+            ended = line.endswith("\n") or len(line) < limit  # short without a line end: the last line
+            yield line.removesuffix("\n"), ended
     except UnicodeDecodeError as e:
-        raise InputError(f"{name} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r})") from None
+        raise InputError(f"{name} is not UTF-8 text (byte {e.object[e.start:e.start + 1]!r}); "
+                         "give UTF-8 text") from None
+    finally:
+        if binary is not None:  # leave stdin (or the file) open for its owner
+            text.detach()
 
 
 def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False))
+    click.echo(printable_json(value))
+
+
+def _echo_line(line: str) -> None:
+    """One line of output, whatever the file or text it shows holds (see runtime/text.py)."""
+    click.echo(printable(line))
 
 
 @click.command("inspect")
@@ -54,32 +123,33 @@ def inspect_cmd(model_path: str, providers: str, threads: int, as_json: bool) ->
     """Show what MODEL is: task, architecture, vocabulary, labels, tokenizer, I/O, provenance."""
     model = _load(model_path, providers, threads)
     info = describe(model)
+    echo = _echo_line  # every value comes from the file: printed with its control characters escaped
     if as_json:
-        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        click.echo(printable_json(info, indent=2))
         return
     s = model.metadata
-    click.echo(f"{info['path']}  ({info['size_bytes'] / 1024:.1f} KiB, format {s.format})")
-    click.echo(f"task:          {s.task}" + (f" ({s.tag_scheme})" if s.task == "tag" else ""))
-    click.echo(f"architecture:  Embedding({len(s.vocab)}, {s.embed}) → {s.cell.upper()} × {s.layers} "
-               f"(hidden {s.hidden}) → Linear({s.hidden}, {model.n_out})")
-    click.echo(f"vocabulary:    {len(s.vocab)} tokens, e.g. {' '.join(map(repr, info['vocab_sample'][:12]))}")
+    echo(f"{info['path']}  ({info['size_bytes'] / 1024:.1f} KiB, format {s.format})")
+    echo(f"task:          {s.task}" + (f" ({s.tag_scheme})" if s.task == "tag" else ""))
+    echo(f"architecture:  Embedding({len(s.vocab)}, {s.embed}) → {s.cell.upper()} × {s.layers} "
+         f"(hidden {s.hidden}) → Linear({s.hidden}, {model.n_out})")
+    echo(f"vocabulary:    {len(s.vocab)} tokens, e.g. {' '.join(map(repr, info['vocab_sample'][:12]))}")
     if s.labels:
         shown = ", ".join(s.labels[:20]) + (f" … ({len(s.labels)})" if len(s.labels) > 20 else "")
-        click.echo(f"labels:        {shown}")
-    click.echo(f"tokenizer:     {json.dumps(s.tokenizer, ensure_ascii=False)}")
+        echo(f"labels:        {shown}")
+    echo(f"tokenizer:     {json.dumps(s.tokenizer, ensure_ascii=False)}")
     for io in info["inputs"] + info["outputs"]:
-        click.echo(f"{io['kind']:<7}        {io['name']:<7} {io['type']:<22} {io['shape']}")
+        echo(f"{io['kind']:<7}        {io['name']:<7} {io['type']:<22} {io['shape']}")
     q = s.quantization
-    click.echo(f"quantization:  {q.get('mode')}" + (f" {json.dumps(q.get('quantized_ops'))}" if q.get("mode") != "none"
-                                                     else ""))
+    echo(f"quantization:  {q.get('mode')}" + (f" {json.dumps(q.get('quantized_ops'))}" if q.get("mode") != "none"
+                                               else ""))
     if q.get("weight_only_ops"):
-        click.echo(f"               weights stored int8, computed fp32: {json.dumps(q['weight_only_ops'])}")
+        echo(f"               weights stored int8, computed fp32: {json.dumps(q['weight_only_ops'])}")
     p = s.provenance
-    click.echo(f"provenance:    rnnkit {p.get('rnnkit')}, torch {p.get('torch')}, onnx {p.get('onnx')}, "
-               f"created {p.get('created')}")
+    echo(f"provenance:    rnnkit {p.get('rnnkit')}, torch {p.get('torch')}, onnx {p.get('onnx')}, "
+         f"created {p.get('created')}")
     if s.metrics:
-        click.echo(f"metrics:       {json.dumps(s.metrics, ensure_ascii=False)[:300]}")
-    click.echo(f"providers:     {', '.join(model.providers)}")
+        echo(f"metrics:       {json.dumps(s.metrics, ensure_ascii=False)[:300]}")
+    echo(f"providers:     {', '.join(model.providers)}")
 
 
 def describe(model: Model) -> dict[str, Any]:
@@ -100,15 +170,26 @@ def describe(model: Model) -> dict[str, Any]:
     }
 
 
+class _FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (click lets both through its bounds)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number.", param, ctx)
+        return number
+
+
 @click.command()
 @_session_options
 @click.option("--prompt", default="", help="Text to continue.")
 @click.option("--max-tokens", type=click.IntRange(0), default=100, show_default=True, help="Tokens to generate.")
-@click.option("--temperature", type=click.FloatRange(0), default=1.0, show_default=True, help="0 is greedy.")
+@click.option("--temperature", type=_FiniteFloat(0), default=1.0, show_default=True,
+              help="0 is greedy (and so, in effect, is a tiny one).")
 @click.option("--top-k", type=click.IntRange(1), default=None, help="Sample from the k likeliest tokens.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--top-p", type=_FiniteFloat(0, 1, min_open=True), default=None,
               help="Sample from the smallest set of tokens with this much probability.")
-@click.option("--seed", type=int, default=None, help="Seed for reproducible sampling.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Seed for reproducible sampling.")
 @click.option("--stop", multiple=True, help="Stop before this text (repeatable).")
 def generate(model_path: str, providers: str, threads: int, prompt: str, max_tokens: int, temperature: float,
              top_k: int | None, top_p: float | None, seed: int | None, stop: tuple[str, ...]) -> None:
@@ -117,9 +198,10 @@ def generate(model_path: str, providers: str, threads: int, prompt: str, max_tok
     # generate() checks the task and options before the first piece: no prompt is printed before an error
     pieces = model.generate(prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
                             top_p=top_p, seed=seed, stop=list(stop) or None)
-    click.echo(prompt, nl=False)
+    # the text is the product: its line ends and tabs print as they are, other control characters escaped
+    click.echo(printable(prompt, lines=True), nl=False)
     for piece in pieces:
-        click.echo(piece, nl=False)
+        click.echo(printable(piece, lines=True), nl=False)
         sys.stdout.flush()
     click.echo()
 
@@ -127,24 +209,47 @@ def generate(model_path: str, providers: str, threads: int, prompt: str, max_tok
 @click.command()
 @_session_options
 @click.argument("texts", nargs=-1)
-@click.option("--file", "file_", type=click.File("r", encoding="utf-8"), default=None,
-              help="Read one text per line from this file ('-' for stdin).")
+@click.option("--file", "file_", metavar="FILE", default=None,
+              help="Read one text per line from this file ('-' for stdin), classifying as it reads.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text.")
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Texts per session call.")
-def classify(model_path: str, providers: str, threads: int, texts: tuple[str, ...], file_, as_json: bool,
-             batch_size: int) -> None:
-    """Label TEXTS (or the lines of --file) with a classifier."""
-    items = list(texts)
-    if file_ is not None:
-        items += [line for line in _lines(file_, file_.name) if line.strip()]
-    if not items:
+def classify(model_path: str, providers: str, threads: int, texts: tuple[str, ...], file_: str | None,
+             as_json: bool, batch_size: int) -> None:
+    """Label TEXTS (or the lines of --file) with a classifier.
+
+    --file must be a regular file or '-' (stdin); its lines are read and labelled --batch-size
+    at a time, so an endless stdin is labelled as it comes, in bounded memory. A text is at most
+    1,048,576 characters.
+    """
+    if not texts and file_ is None:
         raise click.UsageError("give texts as arguments or --file")
-    model = _load(model_path, providers, threads)
-    for text, p in zip(items, model.classify(items, batch_size=batch_size)):
-        if as_json:
-            _echo_json({"text": text, "label": p.label, "score": p.score, "scores": p.scores})
-        else:
-            click.echo(f"{p.label}\t{p.score:.4f}\t{text}")
+    name = "stdin" if file_ == "-" else file_
+    owned = None if file_ in (None, "-") else _open_file(file_)
+    source = _stdin() if file_ == "-" else owned
+    with owned or contextlib.nullcontext():
+        model = _load(model_path, providers, threads)
+        items = chain(texts, () if source is None else _file_texts(source, name))
+        done = 0
+        while batch := list(islice(items, batch_size)):
+            for text, p in zip(batch, model.classify(batch, batch_size=batch_size)):
+                if as_json:
+                    _echo_json({"text": text, "label": p.label, "score": p.score, "scores": p.scores})
+                else:
+                    click.echo(f"{printable(p.label)}\t{p.score:.4f}\t{printable(text)}")
+            done += len(batch)
+    if not done:
+        raise click.UsageError(f"{printable(name)} holds no texts (only blank lines): give texts as arguments or "
+                               "--file with one text per line")
+
+
+def _file_texts(source: Any, name: str) -> Iterator[str]:
+    """The non-blank lines of ``source``; one longer than ``MAX_TEXT_LINE`` characters is an InputError."""
+    for number, (line, ended) in enumerate(_lines(source, name, limit=MAX_TEXT_LINE + 1), 1):
+        if not ended or len(line) > MAX_TEXT_LINE:
+            raise InputError(f"line {number} of {printable(name)} is longer than {MAX_TEXT_LINE:,} characters; "
+                             "give one text per line")
+        if line.strip():
+            yield line
 
 
 @click.command()
@@ -158,9 +263,9 @@ def tag(model_path: str, providers: str, threads: int, text: str, as_json: bool)
     if as_json:
         _echo_json({"tokens": [t for t, _ in result], "tags": [g for _, g in result], "words": result.words})
         return
-    click.echo(" ".join(f"{t}/{g}" for t, g in result))
+    _echo_line(" ".join(f"{t}/{g}" for t, g in result))
     if result.words is not None:
-        click.echo(" / ".join(result.words))
+        _echo_line(" / ".join(result.words))
 
 
 @click.command()
@@ -177,36 +282,42 @@ def stream(model_path: str, providers: str, threads: int, keep_newlines: bool, f
     classify: the running label; lm: the likeliest next tokens; tag: the tokens and tags (or
     B/M/E/S words) whose tags are settled, words running across lines. A line prints only when
     it consumed something: a word model holds back the open word until more text comes (or
-    until the end of the input, or of the line with --flush-every-line).
+    until the end of the input, or of the line with --flush-every-line). A line longer than
+    65,536 characters is fed (and printed) in pieces of that size, so no line is held whole.
     """
+    stdin = _stdin()
     model = _load(model_path, providers, threads)
     whole_lines = flush_every_line or reset_each_line
     newline = "\n" if keep_newlines else ""
-    lines = _lines(sys.stdin, "stdin")
+    pieces = _lines(stdin, "stdin", limit=_PIECE)  # (text, whether its line ended there)
     if model.task == "tag":
         ts = model.tag_stream()
-        for text in lines:
-            _echo_tags(ts.end(text + newline) if whole_lines else ts.feed(text + newline))
+        for text, ended in pieces:
+            if ended:
+                _echo_tags(ts.end(text + newline) if whole_lines else ts.feed(text + newline))
+            else:
+                _echo_tags(ts.feed(text))
         _echo_tags(ts.end())
         return
-    s = model.stream()
-    for text in lines:
-        if reset_each_line:
+    s, starts = model.stream(), True
+    for text, ended in pieces:
+        if reset_each_line and starts:
             s.reset()
-        logits = s.feed(text + newline)
-        if whole_lines and s.pending:
+        logits = s.feed(text + newline if ended else text)
+        if ended and whole_lines and s.pending:
             logits = s.flush()
         _echo_running(model, logits, top)
+        starts = ended
     if s.pending:
         _echo_running(model, s.flush(), top)
 
 
 def _echo_tags(result: Any) -> None:
-    """One line of settled tokens (or words); a line end inside one is shown as ``\\n``, so the
-    output stays one line per piece."""
+    """One line of settled tokens (or words); a line end inside one is shown as ``\\n`` (and every
+    other control character escaped), so the output stays one line per piece."""
     if result:
         line = " ".join(f"{t}/{g}" for t, g in result) if result.words is None else " / ".join(result.words)
-        click.echo(line.replace("\r", "\\r").replace("\n", "\\n"))
+        _echo_line(line)
         sys.stdout.flush()
 
 
@@ -215,8 +326,8 @@ def _echo_running(model: Model, logits: np.ndarray | None, top: int) -> None:
         return
     if model.task == "classify":
         p = model.prediction(logits)
-        click.echo(f"{p.label}\t{p.score:.4f}")
-    else:
+        click.echo(f"{printable(p.label)}\t{p.score:.4f}")
+    else:  # repr escapes what a token holds
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
         best = np.argsort(-probs)[:top]

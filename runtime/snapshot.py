@@ -5,14 +5,18 @@
     body: float32 little-endian — each state array (layers × 1 × hidden, C order), then the
           last logits (n_out) when the header's "logits" is not null
     blake2b-128 digest of everything before it
+    version 3 only: HMAC-SHA256 of everything before it, under the caller's key
 
 A snapshot is untrusted input: every field is checked before anything is restored, and one
-that does not fit the model is refused with a ``StateError``.
+that does not fit the model is refused with a ``StateError``. A snapshot that leaves the
+process (a server handing it to a client) can be signed: once a key is given, only snapshots
+signed with that key restore, and their signature is checked before any other byte is read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import struct
 from collections.abc import Sequence
@@ -20,18 +24,47 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import StateError
+from .errors import ConfigError, StateError
 
 if TYPE_CHECKING:
     from .model import Model
 
-__all__ = ["KINDS", "VERSION", "pack", "unpack"]
+__all__ = ["KINDS", "SIGNED", "VERSION", "Key", "check_key", "pack", "unpack"]
 
 MAGIC = b"RNNKSNAP"
 VERSION = 2  # 2 added "kind" (stream or tag); version 1 snapshots are streams and still restore
+SIGNED = 3  # a version 2 snapshot with "signed" in its header and an HMAC-SHA256 tag after its digest
 KINDS = {"stream": "model.stream(snapshot)", "tag": "model.tag_stream(snapshot)"}
 _HEADER = struct.Struct("<8sHI")  # magic, version, header length
 _DIGEST = 16
+_TAG = 32  # HMAC-SHA256
+_SIGNATURE = "hmac-sha256"
+MAX_CONSUMED = 2**53  # a counter every runtime reads exactly (a JavaScript number)
+Key = bytes | bytearray | memoryview | str
+
+
+def check_key(key: Key | None) -> bytes | None:
+    """A signing key as bytes (a ``str`` is encoded UTF-8), or None; ``ConfigError`` if empty."""
+    if key is None:
+        return None
+    if isinstance(key, str):
+        try:
+            key = key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError("a snapshot key that is a str must be encodable as UTF-8 (it holds a lone "
+                              "surrogate); pass bytes") from None
+    elif isinstance(key, (bytes, bytearray, memoryview)):
+        key = bytes(key)
+    else:
+        raise TypeError(f"a snapshot key is bytes or str, got {type(key).__name__}")
+    if not key:
+        raise ConfigError("a snapshot key must not be empty; use a secret of 32 random bytes "
+                          "(secrets.token_bytes(32))")
+    return key
+
+
+def _sign(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()
 
 
 def _digest(data: bytes) -> bytes:
@@ -39,32 +72,65 @@ def _digest(data: bytes) -> bytes:
 
 
 def pack(model: Model, kind: str, state: Sequence[np.ndarray], logits: np.ndarray | None, *, pending: str,
-         consumed: int, extra: dict[str, Any] | None = None) -> bytes:
-    """Snapshot bytes of one stream: its state arrays (layers, 1, hidden), last logits, counters."""
+         consumed: int, extra: dict[str, Any] | None = None, key: bytes | None = None) -> bytes:
+    """Snapshot bytes of one stream: its state arrays (layers, 1, hidden), last logits, counters;
+    signed when ``key`` (bytes from ``check_key``) is given."""
     header: dict[str, Any] = {
         "kind": kind, "model": model.identity, "states": len(state), "shape": list(state[0].shape),
         "pending": pending, "consumed": consumed, "logits": None if logits is None else int(logits.size),
     }
     if extra:
         header[kind] = extra
+    if key is not None:
+        header["signed"] = _SIGNATURE
     raw = json.dumps(header, ensure_ascii=False).encode("utf-8")
     arrays = [*state, *([] if logits is None else [logits])]
     body = b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in arrays)
-    data = _HEADER.pack(MAGIC, VERSION, len(raw)) + raw + body
-    return data + _digest(data)
+    data = _HEADER.pack(MAGIC, VERSION if key is None else SIGNED, len(raw)) + raw + body
+    data += _digest(data)
+    return data if key is None else data + _sign(key, data)
 
 
-def unpack(model: Model, data: Any, kind: str) -> tuple[dict[str, Any], list[np.ndarray], np.ndarray | None]:
-    """The header, state arrays and logits of a ``kind`` snapshot of ``model``; ``StateError`` otherwise."""
+def unpack(model: Model, data: Any, kind: str, *, key: bytes | None = None,
+           ) -> tuple[dict[str, Any], list[np.ndarray], np.ndarray | None]:
+    """The header, state arrays and logits of a ``kind`` snapshot of ``model``; ``StateError`` otherwise.
+
+    With ``key`` (bytes from ``check_key``) only a snapshot signed with it restores; without,
+    only an unsigned one. Every value restored is finite.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"a snapshot is bytes, got {type(data).__name__}")
     data = bytes(data)
     try:
         magic, version, size = _HEADER.unpack_from(data)
-        header = json.loads(data[_HEADER.size : _HEADER.size + size].decode("utf-8"))
-    except (struct.error, ValueError, RecursionError) as e:  # ValueError: bad UTF-8 or JSON
+    except struct.error as e:
         raise StateError("this is not a stream snapshot (or it is truncated)") from e
-    if magic != MAGIC or version not in (1, VERSION) or not isinstance(header, dict):
+    if magic != MAGIC or version not in (1, VERSION, SIGNED):
+        raise StateError("this is not a stream snapshot of this rnnkit version")
+    signed = version == SIGNED
+    if signed and key is None:
+        raise StateError("this snapshot is signed: restore it with the key it was signed with (key=...)")
+    if not signed and key is not None:
+        raise StateError("this snapshot is not signed and a key was given: only snapshots signed with "
+                         "that key restore (take them with snapshot(key=...))")
+    if signed:  # the signature first: nothing of a forged snapshot is parsed
+        if len(data) < _HEADER.size + _DIGEST + _TAG or not hmac.compare_digest(_sign(key, data[:-_TAG]),
+                                                                               data[-_TAG:]):
+            raise StateError("this snapshot's signature does not match the key: it was signed with another "
+                             "key, or edited")
+        data = data[:-_TAG]
+    try:
+        header = json.loads(data[_HEADER.size : _HEADER.size + size].decode("utf-8"))
+    except (ValueError, RecursionError) as e:  # ValueError: bad UTF-8 or JSON
+        raise StateError("this is not a stream snapshot (or it is truncated)") from e
+    try:  # JSON escapes can spell lone surrogates, which no text holds
+        json.dumps(header, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise StateError("this snapshot is corrupt (its text holds a lone surrogate, which is not Unicode "
+                         "text)") from e
+    except RecursionError as e:
+        raise StateError("this is not a stream snapshot (or it is truncated)") from e
+    if not isinstance(header, dict):
         raise StateError("this is not a stream snapshot of this rnnkit version")
     if header.get("model") != model.identity:
         raise StateError("this snapshot was taken from another model; restore it with the model that made it")
@@ -77,7 +143,8 @@ def unpack(model: Model, data: Any, kind: str) -> tuple[dict[str, Any], list[np.
     n_logits, pending, consumed = header.get("logits"), header.get("pending"), header.get("consumed")
     if (header.get("states") != model.metadata.n_state or header.get("shape") != list(shape)
             or (n_logits is not None and (type(n_logits) is not int or n_logits != model.n_out))
-            or not isinstance(pending, str) or type(consumed) is not int or consumed < 0):
+            or not isinstance(pending, str) or type(consumed) is not int or not 0 <= consumed <= MAX_CONSUMED
+            or header.get("signed") != (_SIGNATURE if signed else None)):
         raise StateError("this snapshot is corrupt (its header does not fit the model)")
     size_state = int(np.prod(shape))
     body = data[_HEADER.size + size : -_DIGEST]
@@ -86,6 +153,9 @@ def unpack(model: Model, data: Any, kind: str) -> tuple[dict[str, Any], list[np.
     if _digest(data[:-_DIGEST]) != data[-_DIGEST:]:
         raise StateError("this snapshot was edited or damaged (its checksum does not match)")
     flat = np.frombuffer(body, dtype="<f4").astype(np.float32)
+    if not np.isfinite(flat).all():
+        raise StateError("this snapshot holds NaN or infinity in its state or logits; it is corrupt, or its "
+                         "stream had diverged: start a new stream")
     state = [flat[i * size_state : (i + 1) * size_state].reshape(shape) for i in range(model.metadata.n_state)]
     logits = flat[model.metadata.n_state * size_state :].copy() if n_logits else None
     return header, state, logits

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import StateError
-from .snapshot import pack, unpack
+from .snapshot import Key, check_key, pack, unpack
 from .stream import Stream
 
 if TYPE_CHECKING:
@@ -132,16 +132,18 @@ class TagStream:
     ``model.tag(whole_text)`` however the text was cut into pieces. ``peek`` shows the open tail
     as if the text ended now, without changing anything.
 
-    A tag stream is a full stream: ``snapshot()`` (restore with ``model.tag_stream(snapshot)``),
-    ``fork()``, ``reset()``, and a ``StreamBatcher`` feeds many at once. ``stream`` is the
-    :class:`Stream` holding its recurrent state (read it; stepping it directly would put it out
-    of step with the tokens). Like a ``Stream``, a tag stream is for one thread at a time; the
-    model it came from is shared.
+    A tag stream is a full stream: ``snapshot()`` (restore with ``model.tag_stream(snapshot)``;
+    signed when it was given a key, as a ``Stream`` is), ``fork()``, ``reset()``, and a
+    ``StreamBatcher`` feeds many at once. ``stream`` is the :class:`Stream` holding its recurrent
+    state (read it; stepping it directly would put it out of step with the tokens). Like a
+    ``Stream``, a tag stream is for one thread at a time; the model it came from is shared.
     """
 
-    def __init__(self, model: Model, *, stream: Stream | None = None, held: _Open | None = None) -> None:
+    def __init__(self, model: Model, *, stream: Stream | None = None, held: _Open | None = None,
+                 key: Key | None = None) -> None:
         # ``stream`` and ``held``: the parts of a forked or restored tag stream
         self.model = model
+        self._key = check_key(key)  # signs this tag stream's snapshots (and its forks')
         self.stream = Stream(model) if stream is None else stream
         self._k = model.metadata.lookahead
         self._bmes = model.metadata.tag_scheme == "bmes"
@@ -166,23 +168,29 @@ class TagStream:
 
     def fork(self) -> TagStream:
         """An independent copy that continues from here."""
-        return TagStream(self.model, stream=self.stream.fork(), held=self._open.copy())
+        return TagStream(self.model, stream=self.stream.fork(), held=self._open.copy(), key=self._key)
 
-    def snapshot(self) -> bytes:
-        """The tag stream as bytes, in the stream snapshot format; restore with ``model.tag_stream(b)``."""
+    def snapshot(self, *, key: Key | None = None) -> bytes:
+        """The tag stream as bytes, in the stream snapshot format; restore with ``model.tag_stream(b)``.
+
+        With ``key`` (default: the tag stream's own key, if it was given one) the bytes are
+        signed with HMAC-SHA256, as ``Stream.snapshot`` does.
+        """
         s = self.stream
+        key = self._key if key is None else check_key(key)
         return pack(self.model, "tag", s.state, s.logits, pending=self._open.pending, consumed=s.consumed,
-                    extra=self._open.to_json())
+                    extra=self._open.to_json(), key=key)
 
     @classmethod
-    def restore(cls, model: Model, data: bytes) -> TagStream:
-        """The tag stream ``snapshot()`` wrote, for the model that wrote it."""
-        header, state, logits = unpack(model, data, "tag")
+    def restore(cls, model: Model, data: bytes, *, key: Key | None = None) -> TagStream:
+        """The tag stream ``snapshot()`` wrote, for the model that wrote it (with ``key``: signed with it)."""
+        key = check_key(key)
+        header, state, logits = unpack(model, data, "tag", key=key)
         held = _Open.from_json(header.get("tag"), header["pending"], model.labels, consumed=header["consumed"],
                                lookahead=model.metadata.lookahead)
         stream = Stream(model)
         stream.load(state, logits, header["consumed"])
-        return cls(model, stream=stream, held=held)
+        return cls(model, stream=stream, held=held, key=key)
 
     @property
     def pending(self) -> str:
@@ -238,4 +246,4 @@ class TagStream:
     def _run(self, ids: list[int]) -> np.ndarray:
         if not ids:
             return np.empty((0, self.model.n_out), np.float32)
-        return self.stream.feed_ids(ids)
+        return self.stream.feed_ids(ids, every=True)
