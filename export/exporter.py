@@ -113,6 +113,7 @@ def _quantize(fp32: Path, int8: Path, ckpt, model, tokenizer, vocab, max_drop: f
                                       "activations quantized per call)",
                             **quantize_int8(fp32, int8)}
     info["size_ratio"] = round(int8.stat().st_size / fp32.stat().st_size, 4)
+    stamp_metadata(int8, spec_from_checkpoint(ckpt, quantization=info))  # a loader checks int8's operators
     # Activations are quantized with each call's own range, so the error moves with the input:
     # the largest difference over a few draws, and a tolerance with headroom for other inputs.
     seen = max(check_parity(model, int8, atol=float("inf"), real_ids=real, seed=seed,

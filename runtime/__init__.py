@@ -7,6 +7,7 @@ from .batcher import StreamBatcher
 from .contract import FORMAT_VERSION, ModelSpec
 from .engine import StepBinding
 from .errors import (
+    BudgetError,
     CheckpointError,
     ConfigError,
     DataError,
@@ -17,6 +18,7 @@ from .errors import (
     MissingDependencyError,
     ModelFileError,
     ModelNotFoundError,
+    NonFiniteError,
     ParityError,
     ProviderError,
     QuantizationError,
@@ -34,6 +36,7 @@ from .vocab import Vocabulary
 
 __all__ = [
     "FORMAT_VERSION",
+    "BudgetError",
     "CharTokenizer",
     "CheckpointError",
     "ConfigError",
@@ -47,6 +50,7 @@ __all__ = [
     "ModelFileError",
     "ModelNotFoundError",
     "ModelSpec",
+    "NonFiniteError",
     "ParityError",
     "Prediction",
     "ProviderError",

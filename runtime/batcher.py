@@ -143,7 +143,7 @@ class StreamBatcher:
             if not active:
                 break
             # every active stream has at least `width` ids left: one call moves them all
-            width = min(len(ids[i]) - done[i] for i in active)
+            width = min(min(len(ids[i]) - done[i] for i in active), self.model.call_length(len(active)))
             tokens = np.array([ids[i][done[i] : done[i] + width] for i in active], np.int64)  # (B, width)
             state = self.model.metadata.zero_state(len(active))  # (L, B, H) each
             for row, i in enumerate(active):

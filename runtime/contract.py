@@ -53,6 +53,8 @@ MAX_VOCAB = 2_000_000
 MAX_LABELS = 100_000
 MAX_DIM = 1 << 16
 MAX_LOOKAHEAD = 16
+MAX_STATE = 1 << 20  # layers × hidden: one row's state tensor, 4 MiB of float32
+MAX_MATRIX = 1 << 30  # vocabulary × embed, hidden × n_out: one weight matrix, 4 GiB of float32
 MAX_DEPTH = 32  # nesting of a JSON value: deeper than any rnnkit writes, shallow enough to walk safely
 
 
@@ -289,6 +291,18 @@ class ModelSpec:
         for key in (KEYS.LAYERS, KEYS.HIDDEN, KEYS.EMBED):
             if int(values[key]) > MAX_DIM:
                 raise MetadataError(f"metadata {key!r} = {values[key]} is implausibly large", key)
+        layers, hidden, embed = (int(values[k]) for k in (KEYS.LAYERS, KEYS.HIDDEN, KEYS.EMBED))
+        n_out = len(vocab) if task == "lm" else len(labels)
+        for product, cap, what, key in (
+            (layers * hidden, MAX_STATE, f"layers × hidden = {layers} × {hidden}", KEYS.HIDDEN),
+            (len(vocab) * embed, MAX_MATRIX, f"vocabulary × embed = {len(vocab)} × {embed}", KEYS.EMBED),
+            (hidden * n_out, MAX_MATRIX, f"hidden × outputs = {hidden} × {n_out}", KEYS.HIDDEN),
+            (hidden * max(hidden, embed), MAX_MATRIX, f"hidden × max(hidden, embed) = {hidden} × {max(hidden, embed)}",
+             KEYS.HIDDEN),
+        ):
+            if product > cap:
+                raise MetadataError(f"metadata sizes {what} = {product} exceed what rnnkit loads ({cap}); "
+                                    "the file is not a model rnnkit can run", key)
         return cls(
             task=task,
             cell=values[KEYS.CELL],
@@ -311,15 +325,15 @@ class ModelSpec:
         """Check the metadata against the graph's static dimensions (``None`` = unknown)."""
         checks = (
             (n_out, self.n_out, KEYS.VOCAB if self.task == "lm" else KEYS.LABELS,
-             "the logits' last axis", "vocabulary size" if self.task == "lm" else "label count"),
-            (layers, self.layers, KEYS.LAYERS, "the state's layer axis", "layers"),
-            (hidden, self.hidden, KEYS.HIDDEN, "the state's hidden axis", "hidden"),
-            (vocab_rows, len(self.vocab), KEYS.VOCAB, "the embedding rows", "vocabulary size"),
+             "the logits' last axis is {}", "vocabulary size" if self.task == "lm" else "label count"),
+            (layers, self.layers, KEYS.LAYERS, "the state's layer axis is {}", "layers"),
+            (hidden, self.hidden, KEYS.HIDDEN, "the state's hidden axis is {}", "hidden"),
+            (vocab_rows, len(self.vocab), KEYS.VOCAB, "the embedding has {} rows", "vocabulary size"),
         )
         for actual, expected, key, what, name in checks:
             if actual is not None and actual != expected:
                 raise MetadataError(
-                    f"inconsistent model: {what} is {actual} but the metadata's {name} is "
+                    f"inconsistent model: {what.format(actual)} but the metadata's {name} is "
                     f"{expected}; re-export the model",
                     key,
                 )

@@ -9,13 +9,15 @@ copied into the same buffers, so callers see one behaviour.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from .contract import ModelSpec
+from .errors import NonFiniteError
 
-__all__ = ["StepBinding"]
+__all__ = ["StepBinding", "check_finite"]
 
 
 class StepBinding:
@@ -40,6 +42,7 @@ class StepBinding:
         self.tokens = np.zeros((batch, 1), np.int64)  # (B, 1)
         # (B, 1, n_out), made on first use: a stream that only a batcher steps never needs its own
         self._logits: np.ndarray | None = None
+        self._probe: np.ndarray | None = None  # zeros, as long as the flattened logits
         self._sides = (spec.zero_state(batch), spec.zero_state(batch))  # each: n arrays (L, B, H)
         self._side = 0
         self._bound: list[Any] | None = None  # the two IOBindings, made on the first step
@@ -49,6 +52,7 @@ class StepBinding:
         """The last step's logits (B, 1, n_out); overwritten by the next step."""
         if self._logits is None:
             self._logits = np.zeros((self.batch, 1, self._spec.n_out), np.float32)
+            self._probe = np.zeros(self._logits.size, np.float32)
         return self._logits
 
     @property
@@ -67,6 +71,11 @@ class StepBinding:
             np.copyto(self.logits, out[0])
             for dst, src in zip(self._sides[1 - self._side], out[1:]):
                 np.copyto(dst, src)
+        logits = self.logits
+        with np.errstate(invalid="ignore"):  # NaN · 0 and inf · 0 are NaN: one dot product sees them all
+            finite = math.isfinite(logits.reshape(-1).dot(self._probe))
+        if not finite:  # before the swap: every row keeps the state it had
+            check_finite(logits, "logits")
         self._side ^= 1
         return self.logits
 
@@ -84,3 +93,19 @@ class StepBinding:
         for name, array in zip(spec.output_names[1:], self._sides[1 - side]):
             binding.bind_ortvalue_output(name, wrap(array))
         return binding
+
+
+def check_finite(array: np.ndarray, what: str, *, given: bool = False) -> None:
+    """Raise :class:`NonFiniteError` if ``array`` holds NaN or ±inf (a product with zeros: one pass, no copy).
+
+    ``given``: the array came from the caller (a state to start from), not from the model.
+    """
+    flat = array.reshape(-1, array.shape[-1]) if array.ndim > 1 else array.reshape(1, -1)
+    with np.errstate(invalid="ignore"):
+        probe = flat @ np.zeros(flat.shape[1], flat.dtype)  # NaN exactly where a row holds NaN or inf
+    if flat.size and not np.isfinite(probe).all():
+        if given:
+            raise NonFiniteError(f"the {what} given holds NaN or infinite values; start from model.start_state() "
+                                 "or a good snapshot")
+        raise NonFiniteError(f"the model gave NaN or infinite {what}: its weights or the state it was given are "
+                             "corrupt; reload the model and restart the stream (or restore a good snapshot)")

@@ -12,10 +12,20 @@ import numpy as np
 
 from .batcher import StreamBatcher
 from .contract import ModelSpec
-from .engine import StepBinding
-from .errors import ConfigError, InputError, MetadataError, ModelFileError, StateError, TaskError
+from .engine import StepBinding, check_finite
+from .errors import (
+    BudgetError,
+    ConfigError,
+    InputError,
+    MetadataError,
+    ModelFileError,
+    StateError,
+    TaskError,
+)
+from .graphcheck import DEFAULT_CALL_BYTES, Budget, check_model
+from .onnxfile import OnnxFormatError, read_onnx
 from .sampling import Sampler, StopMatcher
-from .session import Providers, make_session
+from .session import Providers, make_session, read_model_file
 from .stream import Stream
 from .tagging import TagResult, TagStream
 from .tokenizers import Tokenizer, tokenizer_from_config
@@ -42,7 +52,8 @@ class Prediction:
 
 
 def load_model(path: str | Path, *, providers: Providers = "auto", threads: int | None = 1,
-               spin: bool = False, fallback: bool = False, sess_options: Any = None) -> Model:
+               spin: bool = False, fallback: bool = False, sess_options: Any = None,
+               max_call_bytes: int = DEFAULT_CALL_BYTES) -> Model:
     """Load an rnnkit ONNX file.
 
     >>> model = load_model("sentiment.onnx")  # doctest: +SKIP
@@ -51,11 +62,34 @@ def load_model(path: str | Path, *, providers: Providers = "auto", threads: int 
 
     ``providers`` is ``"auto"``, ``"cpu"``, ``"cuda"`` or onnxruntime's own list; ``threads``
     the intra-op threads (default 1: best for streaming steps); ``fallback=True`` turns a CUDA
-    that cannot start into a warning and CPU.
+    that cannot start into a warning and CPU. ``max_call_bytes`` caps the memory one session
+    call may need (default 2 GiB): longer texts go through in several calls, and a batch too
+    large even for one token is refused before anything is allocated.
+
+    The file is read and its graph checked before onnxruntime sees it: only the graphs rnnkit's
+    exporters write are loaded (docs/FORMAT.md, "What a loader accepts").
     """
-    session, used = make_session(path, providers=providers, threads=threads, spin=spin,
-                                 fallback=fallback, sess_options=sess_options)
-    return Model(session, Path(path), used)
+    path = Path(path)
+    if not isinstance(max_call_bytes, int) or isinstance(max_call_bytes, bool) or max_call_bytes < 1:
+        raise ConfigError(f"max_call_bytes must be a positive integer, got {max_call_bytes!r}")
+    data = read_model_file(path)
+    try:
+        graph = read_onnx(data)
+    except OnnxFormatError as e:
+        raise ModelFileError(f"{path} is not an ONNX model or is truncated ({e}); "
+                             "re-export it with `rnnkit export`") from e
+    if not graph.has_graph:
+        raise ModelFileError(f"{path} is not an ONNX model or is truncated (it has no graph); "
+                             "re-export it with `rnnkit export`")
+    spec = ModelSpec.from_metadata(graph.metadata)
+    budget = check_model(graph, spec, path, max_call_bytes=max_call_bytes)
+    external = any(t.external is not None for t in graph.initializers)
+    session, used = make_session(path, providers=providers, threads=threads, spin=spin, fallback=fallback,
+                                 sess_options=sess_options, data=None if external else data)
+    return Model(session, path, used, spec=spec, budget=budget, identity=hashlib.sha256(data).hexdigest())
+
+
+CALL_STEPS = 256  # steps per session call for long inputs: memory stays that of 256 steps, calls stay few
 
 
 class Model:
@@ -72,51 +106,27 @@ class Model:
     measuring against and for tools; nothing in rnnkit runs it except through these calls.
     """
 
-    def __init__(self, session: Any, path: Path, providers: list[str]) -> None:
+    def __init__(self, session: Any, path: Path, providers: list[str], *, spec: ModelSpec, budget: Budget,
+                 identity: str) -> None:
         self._session = session
         self.path = path
         self.providers = providers
         # Steps bind their CPU buffers with IOBinding; on a GPU each bound step would copy them over
         self._iobinding = providers == ["CPUExecutionProvider"]
-        try:
-            props = session.get_modelmeta().custom_metadata_map
-        except Exception as e:  # pybind errors
-            raise ModelFileError(f"cannot read the metadata of {path}: {e}") from e
-        self.metadata: ModelSpec = ModelSpec.from_metadata(dict(props))
-        spec = self.metadata
-        self._check_io(spec)
+        self.metadata: ModelSpec = spec
+        self.budget = budget
         self.tokenizer: Tokenizer = tokenizer_from_config(spec.tokenizer)
         self.vocab = spec.vocab
         self.task = spec.task
         self.labels = list(spec.labels)
-        try:
-            self.identity = _file_digest(path)
-        except OSError as e:  # replaced or removed since the session read it
-            raise ModelFileError(f"cannot read {path}: {e.strerror or e}") from e
-        self._start_state, self._start_logits = self._start()
-
-    # -- the graph --------------------------------------------------------------------------
-    def _check_io(self, spec: ModelSpec) -> None:
-        inputs = {i.name: i for i in self._session.get_inputs()}
-        outputs = {o.name: o for o in self._session.get_outputs()}
-        missing = [n for n in spec.input_names if n not in inputs]
-        # session.run(None) returns the outputs in graph order, and run() reads them by position
-        if missing or len(inputs) != len(spec.input_names) or list(outputs) != list(spec.output_names):
-            raise MetadataError(f"inconsistent model: the graph's inputs/outputs {sorted(inputs)} → {list(outputs)} "
-                                f"do not fit its metadata's cell {spec.cell!r} (expected inputs "
-                                f"{list(spec.input_names)}); re-export it", None)
-        for name, arg in [*inputs.items(), *outputs.items()]:
-            want = "tensor(int64)" if name == spec.input_names[0] else "tensor(float)"
-            rank = 2 if name == spec.input_names[0] else 3
-            if arg.type != want or not isinstance(arg.shape, list) or len(arg.shape) != rank:
-                raise MetadataError(f"inconsistent model: the graph's {name!r} is {arg.type} of shape {arg.shape}, "
-                                    f"not {want} of rank {rank}; re-export it", None)
-        shape = inputs[spec.input_names[1]].shape  # [layers, batch, hidden]
-        n_out = outputs[spec.output_names[0]].shape[-1]
-        spec.check_graph(n_out=_static(n_out), layers=_static(shape[0]), hidden=_static(shape[-1]))
         self.n_out = spec.n_out
-        self.inputs = tuple(TensorInfo(a.name, a.type, tuple(a.shape)) for a in inputs.values())
-        self.outputs = tuple(TensorInfo(a.name, a.type, tuple(a.shape)) for a in outputs.values())
+        self.identity = identity  # the SHA-256 of the bytes the session was built from
+        self.inputs = tuple(TensorInfo(a.name, a.type, tuple(a.shape)) for a in session.get_inputs())
+        self.outputs = tuple(TensorInfo(a.name, a.type, tuple(a.shape)) for a in session.get_outputs())
+        if [o.name for o in self.outputs] != list(spec.output_names):  # run() reads outputs by position
+            raise MetadataError(f"inconsistent model: onnxruntime reports outputs {[o.name for o in self.outputs]}, "
+                                f"not {list(spec.output_names)}; re-export it", None)
+        self._start_state, self._start_logits = self._start()
 
     # -- the engine -------------------------------------------------------------------------
     @property
@@ -145,7 +155,20 @@ class Model:
         if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
             raise ConfigError(f"batch must be a positive integer, got {batch!r}")
         use = self._iobinding if iobinding is None else bool(iobinding)
+        self.call_length(batch)  # a batch too large for even one step is refused before its buffers exist
         return StepBinding(self._session, self.metadata, batch, iobinding=use)
+
+    def call_length(self, batch: int = 1) -> int:
+        """The most steps one session call of ``batch`` rows carries in ``run_chunks``: ``CALL_STEPS``,
+        fewer where ``max_call_bytes`` needs; raise :class:`BudgetError` if not even one fits."""
+        fits = self.budget.max_seq(batch)
+        if fits < 1:
+            need, cap = self.budget.call_bytes(batch, 1), self.budget.max_call_bytes
+            raise BudgetError(f"a batch of {batch} rows needs {_size(need)} a step ({_size(self.budget.row_bytes)} "
+                              f"a token: logits {self.n_out}, state {self.metadata.layers} × {self.metadata.hidden}), "
+                              f"more than the {_size(cap)} a call may use: use smaller batches or raise "
+                              "max_call_bytes", need, cap)
+        return min(CALL_STEPS, fits)
 
     def run(self, tokens: np.ndarray, state: Sequence[np.ndarray] | None = None, *,
             out: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -154,30 +177,61 @@ class Model:
         ``state`` defaults to zeros (note: an lm's streams start after ``<bos>``, not at zeros:
         pass ``start_state(B)``). With ``out`` (arrays shaped like the state, which may be the
         state arrays themselves) the new state is written into them and they are returned.
+        A call larger than ``max_call_bytes`` raises :class:`BudgetError` before it runs (long
+        texts go through ``run_chunks``); outputs that are not finite raise
+        :class:`NonFiniteError`, and ``out`` is left as it was.
         """
         tokens = np.asarray(tokens)
         if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer) or 0 in tokens.shape:
             raise InputError(f"tokens must be a non-empty (batch, seq) integer array, got shape {tokens.shape} "
                              f"of {tokens.dtype}")
+        batch, seq = tokens.shape
+        need, cap = self.budget.call_bytes(batch, seq), self.budget.max_call_bytes
+        if need > cap:
+            raise BudgetError(f"a call of {batch} × {seq} tokens needs {_size(need)} ({_size(self.budget.row_bytes)} "
+                              f"a token), more than the {_size(cap)} a call may use: feed it through "
+                              "run_chunks or streams, use smaller batches, or raise max_call_bytes", need, cap)
         lo, hi = int(tokens.min()), int(tokens.max())
         if lo < 0 or hi >= len(self.vocab):
             raise InputError(f"token id {lo if lo < 0 else hi} is outside the vocabulary (0..{len(self.vocab) - 1})")
         spec = self.metadata
         if state is None:
-            state = spec.zero_state(tokens.shape[0])
+            state = spec.zero_state(batch)
         state = list(state)
-        want = spec.state_shape(tokens.shape[0])
+        want = spec.state_shape(batch)
         for what, arrays in (("state", state), ("out", out)):
             if arrays is not None and (len(arrays) != spec.n_state or any(np.shape(a) != want for a in arrays)):
                 raise StateError(f"{what} must be {spec.n_state} array(s) of shape {want} (layers, batch, hidden), "
                                  f"got {[np.shape(a) for a in arrays]}")
-        feed = spec.feed(tokens.astype(np.int64, copy=False), [np.asarray(a, np.float32) for a in state])
+        state = [np.asarray(a, np.float32) for a in state]
+        for a in state:  # onnxruntime's clamped activations can hide a NaN state: refuse it here
+            check_finite(a, "state", given=True)
+        feed = spec.feed(tokens.astype(np.int64, copy=False), state)
         logits, *new = self._session.run(None, feed)
+        check_finite(logits, "logits")
+        for a in new:
+            check_finite(a, "state")
         if out is None:
             return logits, new
         for dst, src in zip(out, new):
             np.copyto(dst, src)
         return logits, list(out)
+
+    def run_chunks(self, tokens: np.ndarray, state: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+        """Run tokens (B, T) from ``state`` in calls of at most ``call_length(B)`` steps.
+
+        After each call the new state is in ``state`` (arrays (layers, B, hidden), updated in
+        place) and ``(first step, logits (B, t, n_out))`` is yielded, so a caller keeps what it
+        needs — the last step, an argmax — and memory stays bounded whatever T is. fp32 files
+        give the same numbers as one call.
+        """
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2 or 0 in tokens.shape:
+            raise InputError(f"tokens must be a non-empty (batch, seq) integer array, got shape {tokens.shape}")
+        length = self.call_length(tokens.shape[0])
+        for start in range(0, tokens.shape[1], length):
+            logits, _ = self.run(tokens[:, start : start + length], state, out=state)
+            yield start, logits
 
     def _start(self) -> tuple[list[np.ndarray], np.ndarray | None]:
         """Where every stream begins: after ``<bos>`` for lm (documents were framed so), else zeros."""
@@ -205,25 +259,31 @@ class Model:
         return state, logits[0, -1].copy()
 
     # -- streams ----------------------------------------------------------------------------
-    def stream(self, snapshot: bytes | None = None) -> Stream:
-        """A new stream at the start state, or one restored from ``Stream.snapshot()`` bytes."""
+    def stream(self, snapshot: bytes | None = None, *, key: bytes | str | None = None) -> Stream:
+        """A new stream at the start state, or one restored from ``Stream.snapshot()`` bytes.
+
+        ``key`` (bytes, or a str encoded UTF-8) signs the stream's snapshots with HMAC-SHA256;
+        with ``snapshot``, only bytes signed with that key restore. Without a key, a signed
+        snapshot is refused too: a snapshot that was signed is meant to be checked.
+        """
         if snapshot is not None:
-            return Stream.restore(self, snapshot)
-        return Stream(self)
+            return Stream.restore(self, snapshot, key=key)
+        return Stream(self, key=key)
 
     def batcher(self) -> StreamBatcher:
         """Steps and feeds many live streams (and tag streams) in one session call."""
         return StreamBatcher(self)
 
-    def tag_stream(self, snapshot: bytes | None = None) -> TagStream:
+    def tag_stream(self, snapshot: bytes | None = None, *, key: bytes | str | None = None) -> TagStream:
         """Tags text as it arrives: ``feed`` returns the tokens (and words) whose tags are settled.
 
         With ``snapshot`` (``TagStream.snapshot()`` bytes), the tag stream as it was then.
+        ``key`` signs and checks snapshots as ``stream(key=...)`` does.
         """
         self._require("tag", "tag_stream")
         if snapshot is not None:
-            return TagStream.restore(self, snapshot)
-        return TagStream(self)
+            return TagStream.restore(self, snapshot, key=key)
+        return TagStream(self, key=key)
 
     # -- text in, ids out -------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -293,10 +353,11 @@ class Model:
             tokens = np.full((len(chunk), width), self.vocab.pad_id, np.int64)  # (B, T)
             for row, i in enumerate(chunk):
                 tokens[row, : len(ids[i])] = ids[i]
-            logits, _ = self.run(tokens, self.start_state(len(chunk)))
-            last = np.array([len(ids[i]) - 1 for i in chunk])
-            for row, i in enumerate(chunk):
-                preds[i] = self.prediction(logits[row, last[row]])
+            last = [len(ids[i]) - 1 for i in chunk]
+            for start, logits in self.run_chunks(tokens, self.start_state(len(chunk))):  # (B, t, n_out)
+                for row, i in enumerate(chunk):
+                    if start <= last[row] < start + logits.shape[1]:
+                        preds[i] = self.prediction(logits[row, last[row] - start])
         return preds[0] if single else preds
 
     def prediction(self, logits: np.ndarray) -> Prediction:
@@ -344,17 +405,12 @@ class Model:
                 f"hidden={s.hidden}, vocab={len(s.vocab)}, providers={self.providers})")
 
 
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 def _a(task: str) -> str:
     return f"an {task}" if task == "lm" else f"a {task}"
-
-
-def _static(dim: Any) -> int | None:
-    return dim if isinstance(dim, int) else None
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,12 +12,14 @@ from typing import Any
 
 from .errors import ConfigError, ModelFileError, ModelNotFoundError, ProviderError, RnnkitWarning
 
-__all__ = ["Providers", "make_session"]
+__all__ = ["MAX_FILE_BYTES", "Providers", "make_session", "read_model_file"]
 
 log = logging.getLogger(__name__)
 Providers = str | Sequence[str | tuple[str, dict[str, Any]]]
 _CPU, _CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 _warned_two_packages = False
+MAX_THREADS = 256  # intra-op threads: more than any host has cores to give one recurrent model
+MAX_FILE_BYTES = (2 << 30) - 1  # protobuf's own limit: larger weights go in external data files
 
 
 def _ort():
@@ -25,9 +28,31 @@ def _ort():
     return onnxruntime
 
 
+def read_model_file(path: str | Path) -> bytes:
+    """The bytes of the model file at ``path``: a regular, readable file of at most 2 GiB."""
+    path = Path(path)
+    _check_readable(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise ModelFileError(f"{path} is {size} bytes, more than an ONNX file can hold (2 GiB); "
+                                     "re-export it with its weights in external data")
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise ModelFileError(f"cannot read {path}: {e.strerror or e}; check the path and its permissions") from e
+    if len(data) > MAX_FILE_BYTES:  # it grew while we read it
+        raise ModelFileError(f"{path} grew past 2 GiB while it was read; refused")
+    return data
+
+
 def make_session(path: str | Path, *, providers: Providers = "auto", threads: int | None = 1,
-                 spin: bool = False, fallback: bool = False, sess_options: Any = None):
+                 spin: bool = False, fallback: bool = False, sess_options: Any = None,
+                 data: bytes | None = None):
     """An ``InferenceSession`` for ``path`` and the providers it really uses.
+
+    With ``data`` (the file's bytes, already checked), the session is built from those very
+    bytes, so a file replaced on disk after the check cannot slip in.
 
     ``providers``: ``"auto"`` (CUDA when onnxruntime-gpu sees a GPU, else CPU), ``"cpu"``,
     ``"cuda"``, or a list in onnxruntime's own form. ``threads`` sets intra-op threads (1 is
@@ -38,7 +63,8 @@ def make_session(path: str | Path, *, providers: Providers = "auto", threads: in
     ort = _ort()
     _check_single_package()
     path = Path(path)
-    _check_readable(path)
+    if data is None:
+        _check_readable(path)
     if sess_options is not None and not isinstance(sess_options, ort.SessionOptions):
         raise TypeError(f"sess_options must be an onnxruntime.SessionOptions, got {type(sess_options).__name__}")
     wanted, missing = _providers(providers, ort.get_available_providers(), fallback)
@@ -48,7 +74,7 @@ def make_session(path: str | Path, *, providers: Providers = "auto", threads: in
                       RnnkitWarning, stacklevel=3)
     options = sess_options or _options(ort, threads, spin)
     try:
-        session = ort.InferenceSession(str(path), options, providers=wanted)
+        session = ort.InferenceSession(str(path) if data is None else data, options, providers=wanted)
     except Exception as e:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, …)
         raise ModelFileError(_load_error(path, e)) from e
     used = session.get_providers()
@@ -119,8 +145,10 @@ def _providers(providers: Providers, available: list[str], fallback: bool) -> tu
 
 
 def _options(ort, threads: int | None, spin: bool):
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                or not 1 <= threads <= MAX_THREADS):
+        raise ConfigError(f"threads must be an integer from 1 to {MAX_THREADS} or None, got {threads!r} "
+                          f"(this machine has {os.cpu_count()} cores)")
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads

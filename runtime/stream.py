@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .engine import check_finite
 from .errors import InputError, TaskError
-from .snapshot import pack, unpack
+from .snapshot import Key, check_key, pack, unpack
 
 if TYPE_CHECKING:
     from .batcher import StreamBatcher
@@ -32,13 +33,18 @@ class Stream:
     feeding cuts the words of the whole text. A stream is not thread-safe; the model it came
     from is.
 
+    ``model.stream(key=...)`` gives a stream a key: every snapshot it (or a fork of it) takes
+    is signed with it, and ``model.stream(snapshot, key=...)`` restores only snapshots signed
+    with that key.
+
     The engine calls (``take_ids``, ``feed_ids``, ``copy_state_into``, ``load``, ``lend``,
     ``take_back``, ``holder``) are how a :class:`StreamBatcher` or a :class:`TagStream` runs a
     stream; an application needs only the rest.
     """
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, *, key: Key | None = None) -> None:
         self.model = model
+        self._key = check_key(key)  # signs this stream's snapshots (and its forks')
         self._size = len(model.vocab)
         # The stream's own buffers: tokens (1, 1), state (layers, 1, hidden), logits (1, 1, n_out).
         # Multi-token feeds write their new state into the same arrays, so they live as long as
@@ -113,21 +119,32 @@ class Stream:
         self.load(self.model.start_state(), self.model.start_logits(), 0, pending="")
 
     def fork(self) -> Stream:
-        """An independent copy that continues from here."""
-        twin = Stream(self.model)
+        """An independent copy that continues from here (signing its snapshots with the same key)."""
+        twin = Stream(self.model, key=self._key)
         twin.load(self._live_state(), self.logits, self.consumed, pending=self._pending)
         return twin
 
-    def snapshot(self) -> bytes:
-        """The stream as bytes (state, pending text, last logits, a checksum); restore with ``model.stream(b)``."""
+    def snapshot(self, *, key: Key | None = None) -> bytes:
+        """The stream as bytes (state, pending text, last logits, a checksum); restore with ``model.stream(b)``.
+
+        With ``key`` (bytes or str; default: the stream's own key, if it was given one) the
+        bytes are signed with HMAC-SHA256, and only ``model.stream(b, key=key)`` restores them:
+        for snapshots handed to clients that must not forge or edit them.
+        """
+        key = self._key if key is None else check_key(key)
         return pack(self.model, "stream", self._live_state(), self.logits, pending=self._pending,
-                    consumed=self.consumed)
+                    consumed=self.consumed, key=key)
 
     @classmethod
-    def restore(cls, model: Model, data: bytes) -> Stream:
-        """The stream ``snapshot()`` wrote, for the model that wrote it."""
-        header, state, logits = unpack(model, data, "stream")
-        stream = cls(model)
+    def restore(cls, model: Model, data: bytes, *, key: Key | None = None) -> Stream:
+        """The stream ``snapshot()`` wrote, for the model that wrote it.
+
+        With ``key``, only a snapshot signed with that key restores (and the stream keeps the key
+        for its own snapshots); without, only an unsigned one.
+        """
+        key = check_key(key)
+        header, state, logits = unpack(model, data, "stream", key=key)
+        stream = cls(model, key=key)
         stream.load(state, logits, header["consumed"], pending=header["pending"])
         return stream
 
@@ -145,15 +162,20 @@ class Stream:
         self._pending = text[n:]
         return self.model.encode(text[:n]) if n else []
 
-    def feed_ids(self, ids: Sequence[int]) -> np.ndarray:
-        """Engine call: consume token ids (at least one) in one session call; return every step's
-        logits (T, n_out). Held-back text is not consumed first (``step`` keeps that order)."""
+    def feed_ids(self, ids: Sequence[int], *, every: bool = False) -> np.ndarray:
+        """Engine call: consume token ids (at least one); return the last step's logits (n_out,),
+        or with ``every`` every step's (T, n_out). Long inputs go through in calls of
+        ``model.call_length()`` steps, so memory stays bounded unless ``every`` asks for it all.
+        Held-back text is not consumed first (``step`` keeps that order)."""
         self.take_back()
         state = self._own.state
-        logits, _ = self.model.run(np.array([ids], np.int64), state, out=state)  # tokens (1, T)
-        self._logits = logits[0, -1].copy()  # a copy: a view would keep all T steps' logits alive
-        self.consumed += len(ids)
-        return logits[0]
+        kept = []
+        for _, logits in self.model.run_chunks(np.array([ids], np.int64), state):  # tokens (1, T)
+            self._logits = logits[0, -1].copy()  # a copy: a view would keep the call's logits alive
+            self.consumed += logits.shape[1]
+            if every:
+                kept.append(logits[0])
+        return np.concatenate(kept) if every else self._logits
 
     def copy_state_into(self, arrays: Sequence[np.ndarray], row: int) -> None:
         """Engine call: copy the state into row ``row`` of ``arrays`` (each (layers, batch, hidden))."""
@@ -165,6 +187,10 @@ class Stream:
         """Engine call: make ``state`` (arrays (layers, 1, hidden)), ``logits`` and ``consumed``
         this stream's own (copied), and ``pending`` its held-back text when given."""
         self.take_back()
+        for src in state:
+            check_finite(np.asarray(src, np.float32), "state", given=True)
+        if logits is not None:
+            check_finite(np.asarray(logits, np.float32), "logits", given=True)
         for own, src in zip(self._own.state, state):
             np.copyto(own, src)
         self._logits = None if logits is None else np.array(logits, np.float32)

@@ -1,7 +1,285 @@
-"""Catalogue cases: graph."""
+"""Catalogue cases: model graphs that must be refused from their bytes, before onnxruntime sees them.
+
+Each hostile file is a real exported model (``c.clf``: an LSTM classifier, hidden 12, or ``c.lm``:
+a GRU lm) with one edit: an operator rnnkit's exporters never write, a size that contradicts the
+metadata, a constant that would fold into a large tensor, a budget that cannot be met.
+"""
 
 from __future__ import annotations
 
-from catalogue import Case
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 
-CASES: dict[str, Case] = {}
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from catalogue import Case  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx_edits import externalize, rewrite_metadata  # noqa: E402
+
+from rnnkit.runtime import load_model  # noqa: E402
+
+
+def int8_lm(c) -> Path:
+    """A GRU lm exported with ``--quantize int8`` (its Cast·Mul folds are constants-only nodes)."""
+    def make():
+        from factory import tiny_checkpoint
+
+        from rnnkit.export import export_onnx
+
+        ckpt = tiny_checkpoint(c.root / "lm8", task="lm", cell="gru", hidden=32, embed=16)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a tiny model's int8 file may not be smaller: irrelevant here
+            export_onnx(ckpt, c.root / "lm8" / "model.onnx", quantize="int8")
+        return c.root / "lm8" / "model.onnx"
+    return c.once("lm8", make)
+
+
+def edited(c, name: str, edit: Callable[[onnx.ModelProto], None], base: str = "clf") -> Path:
+    """A copy of ``c.<base>`` changed by ``edit(model)`` (saved without onnx's checker)."""
+    def make():
+        model = onnx.load(str(int8_lm(c) if base == "lm8" else getattr(c, base)))
+        edit(model)
+        path = c.root / f"graph-{name}.onnx"
+        path.write_bytes(model.SerializeToString())
+        return path
+    return c.once(f"graph-{name}", make)
+
+
+def add_node(op: str, inputs: list[str], *, domain: str = "", initializers=(), **attrs) -> Callable:
+    """An edit that appends one node (its output unused) and the constants it reads."""
+    def edit(model):
+        for name, array in initializers:
+            model.graph.initializer.append(numpy_helper.from_array(np.asarray(array), name))
+        model.graph.node.append(helper.make_node(op, inputs, [f"extra_{op}"], domain=domain or None, **attrs))
+        if domain and not any(o.domain == domain for o in model.opset_import):
+            model.opset_import.append(helper.make_opsetid(domain, 1))
+    return edit
+
+
+def loop(model) -> None:
+    """A Loop of 10¹² iterations whose body adds one to a counter."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])],
+        [numpy_helper.from_array(np.array(1.0, np.float32), "one")],
+    )
+    for name, value in (("trip", np.array(10**12, np.int64)), ("v0", np.array(0.0, np.float32))):
+        model.graph.initializer.append(numpy_helper.from_array(value, name))
+    model.graph.node.append(helper.make_node("Loop", ["trip", "", "v0"], ["spun"], body=body))
+
+
+def if_node(model) -> None:
+    branch = helper.make_graph([helper.make_node("Constant", [], ["b"], value_float=1.0)], "branch", [],
+                               [helper.make_tensor_value_info("b", TensorProto.FLOAT, [])])
+    model.graph.initializer.append(numpy_helper.from_array(np.array(True), "flag"))
+    model.graph.node.append(helper.make_node("If", ["flag"], ["chosen"], then_branch=branch, else_branch=branch))
+
+
+def one_gib() -> Callable:
+    """ConstantOfShape filling 2²⁸ floats (1 GiB) while the session is built."""
+    return add_node("ConstantOfShape", ["big_shape"], initializers=[("big_shape", np.array([1 << 28], np.int64))])
+
+
+def set_dim(value_name: str, axis: int, *, value: int | None = None, param: str | None = None) -> Callable:
+    def edit(model):
+        for info in [*model.graph.input, *model.graph.output]:
+            if info.name == value_name:
+                dim = info.type.tensor_type.shape.dim[axis]
+                if value is not None:
+                    dim.dim_value = value
+                else:
+                    dim.dim_param = param
+    return edit
+
+
+def recurrent_attr(name: str, value: int) -> Callable:
+    def edit(model):
+        node = next(n for n in model.graph.node if n.op_type in ("RNN", "GRU", "LSTM"))
+        for a in node.attribute:
+            if a.name == name:
+                a.i = value
+    return edit
+
+
+def const_product(model) -> None:
+    """Two constants of 4 KiB each whose product broadcasts to 2²⁰ × 2¹⁰ floats (4 GiB)."""
+    model.graph.initializer.extend([numpy_helper.from_array(np.ones((1024, 1), np.float32), "col"),
+                                    numpy_helper.from_array(np.ones((1, 1 << 20), np.float32)[:, :1024], "row")])
+    model.graph.node.append(helper.make_node("Mul", ["col", "row"], ["grid"]))
+
+
+def const_matmul(model) -> None:
+    model.graph.initializer.extend([numpy_helper.from_array(np.ones((2048, 1), np.float32), "tall"),
+                                    numpy_helper.from_array(np.ones((1, 2048), np.float32), "wide")])
+    model.graph.node.append(helper.make_node("MatMul", ["tall", "wide"], ["square"]))
+
+
+def short_weight(model) -> None:
+    init = next(i for i in model.graph.initializer if i.name == "model.embedding.weight")
+    init.dims[0] = init.dims[0] * 1000  # the raw bytes stay those of the real rows
+
+
+def nan_weight(model) -> None:
+    init = next(i for i in model.graph.initializer if i.name == "model.embedding.weight")
+    weights = numpy_helper.to_array(init).copy()
+    weights[3, 2] = np.nan
+    init.CopyFrom(numpy_helper.from_array(weights, init.name))
+
+
+def sparse_initializer(model) -> None:
+    values = numpy_helper.from_array(np.array([1.0], np.float32), "big_sparse")
+    indices = numpy_helper.from_array(np.array([0], np.int64), "big_sparse_idx")
+    model.graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, [1 << 30]))
+
+
+def sparse_constant(model) -> None:
+    values = numpy_helper.from_array(np.array([1.0], np.float32), "sv")
+    indices = numpy_helper.from_array(np.array([0], np.int64), "si")
+    model.graph.node.append(helper.make_node("Constant", [], ["dense"],
+                                             sparse_value=helper.make_sparse_tensor(values, indices, [1 << 30])))
+
+
+def second_head(model) -> None:
+    model.graph.initializer.append(numpy_helper.from_array(np.ones((12, 100_000), np.float32)[:, :4096], "wide_head"))
+    hidden = next(n for n in model.graph.node if n.op_type == "MatMul").input[0]
+    model.graph.node.append(helper.make_node("MatMul", [hidden, "wide_head"], ["wide_out"]))
+
+
+def gather_state(model) -> None:
+    model.graph.initializer.append(numpy_helper.from_array(np.array([0, 0, 0], np.int64), "rows"))
+    model.graph.node.append(helper.make_node("Gather", ["h0", "rows"], ["picked"]))
+
+
+def out_of_order(model) -> None:
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(reversed(nodes))
+
+
+def local_function(model) -> None:
+    model.functions.append(helper.make_function("evil", "Spin", ["x"], ["y"],
+                                                [helper.make_node("Identity", ["x"], ["y"])],
+                                                [helper.make_opsetid("", 17)]))
+
+
+def opset(version: int, domain: str = "") -> Callable:
+    def edit(model):
+        for o in model.opset_import:
+            if o.domain == domain:
+                o.version = version
+                return
+        model.opset_import.append(helper.make_opsetid(domain, version))
+    return edit
+
+
+def subgraph_attr(model) -> None:
+    body = helper.make_graph([], "hidden", [], [])
+    node = next(n for n in model.graph.node if n.op_type == "Add")
+    node.attribute.append(helper.make_attribute("body", body))
+
+
+def external_fifo(c) -> Path:
+    def make():
+        path, _ = externalize(c.clf, c.root / "ext-fifo", "weights.bin")
+        os.mkfifo(c.root / "ext-fifo" / "weights.bin")
+        return path
+    return c.once("ext-fifo", make)
+
+
+def external_short(c) -> Path:
+    def make():
+        path, weights = externalize(c.clf, c.root / "ext-short", "weights.bin")
+        (c.root / "ext-short" / "weights.bin").write_bytes(weights[: len(weights) // 2])
+        return path
+    return c.once("ext-short", make)
+
+
+def small_budget(c, name: str, max_call_bytes: int):
+    return c.once(f"budget-{name}", lambda: load_model(c.lm, max_call_bytes=max_call_bytes))
+
+
+def nan_state(c):
+    model = c.model("lm")
+    state = model.start_state(1)
+    state[0][0, 0, 3] = np.nan
+    return model.run(np.array([[4, 5]]), state)
+
+
+def inf_binding(c):
+    binding = c.model("lm").step_binding(2)
+    binding.state[0][0, 1, :] = np.inf
+    return binding.step()
+
+
+def wire_type_3(c) -> Path:
+    return c.file("group.onnx", bytes([0x0B, 0x0C]) + c.clf.read_bytes())  # a group field: no ONNX writer uses one
+
+
+def _graph(name: str, edit: Callable, base: str = "clf") -> Case:
+    return Case(lambda c: load_model(edited(c, name, edit, base)), lambda c: ["inspect", edited(c, name, edit, base)])
+
+
+CASES: dict[str, Case] = {
+    "E78": _graph("loop", loop),
+    "E79": _graph("if", if_node),
+    "E80": _graph("constantofshape", one_gib()),
+    "E81": _graph("expand", add_node("Expand", ["h0", "exp_shape"],
+                                     initializers=[("exp_shape", np.array([1 << 20, 1, 1], np.int64))])),
+    "E82": _graph("tile", add_node("Tile", ["h0", "reps"],
+                                   initializers=[("reps", np.array([1 << 16, 1, 1], np.int64))])),
+    "E83": _graph("range", add_node("Range", ["r0", "r1", "r2"], initializers=[
+        ("r0", np.array(0, np.int64)), ("r1", np.array(1 << 40, np.int64)), ("r2", np.array(1, np.int64))])),
+    "E84": _graph("shape", add_node("Shape", ["tokens"])),
+    "E85": _graph("reshape", add_node("Reshape", ["h0", "newshape"],
+                                      initializers=[("newshape", np.array([-1], np.int64))])),
+    "E86": _graph("custom-domain", add_node("FusedMatMul", ["h0", "h0"], domain="com.microsoft")),
+    "E87": _graph("int8-op-in-fp32", add_node("DynamicQuantizeLinear", ["h0"])),
+    "E88": _graph("function", local_function),
+    "E89": _graph("opset99", opset(99)),
+    "E90": _graph("foreign-opset", opset(1, "evil.ops")),
+    "E91": _graph("fixed-batch", set_dim("tokens", 0, value=1)),
+    "E92": _graph("fixed-seq", set_dim("tokens", 1, value=64)),
+    "E93": _graph("fixed-state-batch", set_dim("h0", 1, value=8)),
+    "E94": _graph("dynamic-hidden", set_dim("h0", 2, param="hidden")),
+    "E95": _graph("dynamic-n-out", set_dim("logits", 2, param="n_out")),
+    "E96": _graph("hidden-size", recurrent_attr("hidden_size", 4096)),
+    "E97": _graph("const-product", const_product, base="lm8"),
+    "E98": _graph("const-matmul", const_matmul),
+    "E99": _graph("short-weight", short_weight),
+    "E100": _graph("nan-weight", nan_weight),
+    "E101": _graph("sparse-init", sparse_initializer),
+    "E102": _graph("sparse-constant", sparse_constant),
+    "E103": _graph("second-head", second_head),
+    "E104": _graph("gather-state", gather_state),
+    "E105": _graph("out-of-order", out_of_order),
+    "E106": _graph("subgraph-attr", subgraph_attr),
+    "E107": Case(lambda c: load_model(c.lm, max_call_bytes=1000)),
+    "E108": Case(lambda c: load_model(c.lm, max_call_bytes=0)),
+    "E109": Case(lambda c: small_budget(c, "run", 1 << 20).run(np.full((64, 400), 4))),
+    "E110": Case(lambda c: small_budget(c, "batch", 1 << 20).step_binding(5000)),
+    "E111": Case(lambda c: load_model(c.once("meta-state", lambda: rewrite_metadata(
+                     c.clf, c.root / "meta-state.onnx", layers="64", hidden="65536"))),
+                 lambda c: ["inspect", c.once("meta-state", lambda: rewrite_metadata(
+                     c.clf, c.root / "meta-state.onnx", layers="64", hidden="65536"))]),
+    "E112": Case(lambda c: load_model(c.once("meta-square", lambda: rewrite_metadata(
+                     c.clf, c.root / "meta-square.onnx", hidden="40000"))),
+                 lambda c: ["inspect", c.once("meta-square", lambda: rewrite_metadata(
+                     c.clf, c.root / "meta-square.onnx", hidden="40000"))]),
+    "E113": Case(lambda c: load_model(external_short(c)), lambda c: ["inspect", external_short(c)]),
+    "E114": Case(lambda c: load_model(external_fifo(c)), lambda c: ["inspect", external_fifo(c)]),
+    "E115": Case(lambda c: load_model(c.clf, threads=10**6), lambda c: ["inspect", c.clf, "--threads", "100000"]),
+    "E116": Case(lambda c: load_model(wire_type_3(c)), lambda c: ["inspect", wire_type_3(c)]),
+    "E117": Case(nan_state),
+    "E118": Case(inf_binding),
+    "E119": Case(lambda c: small_budget(c, "batcher", 1 << 20).batcher().step(
+        [small_budget(c, "batcher", 1 << 20).stream() for _ in range(5000)], [4] * 5000)),
+}

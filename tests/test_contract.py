@@ -102,7 +102,7 @@ def test_inconsistent_graph_is_refused():
     with pytest.raises(MetadataError, match="label count is 2") as info:
         spec.check_graph(n_out=3, layers=2, hidden=16)
     assert info.value.key == KEYS.LABELS
-    with pytest.raises(MetadataError, match="embedding rows"):
+    with pytest.raises(MetadataError, match="the embedding has 10 rows"):
         spec.check_graph(n_out=2, layers=2, hidden=16, vocab_rows=len(spec.vocab) + 1)
     lm = make_spec(task="lm", labels=())
     with pytest.raises(MetadataError, match="vocabulary size"):
