@@ -26,6 +26,7 @@ from .errors import (
     RnnkitWarning,
     StateError,
     TaskError,
+    TrainingError,
     WriteError,
 )
 from .model import Model, Prediction, TagResult, TensorInfo, load_model
@@ -66,6 +67,7 @@ __all__ = [
     "TaskError",
     "TensorInfo",
     "Tokenizer",
+    "TrainingError",
     "Vocabulary",
     "WordTokenizer",
     "WriteError",

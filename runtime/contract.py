@@ -150,6 +150,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 _JSON_KEYS = {KEYS.TOKENIZER, KEYS.VOCAB, KEYS.SPECIALS, KEYS.LABELS, KEYS.QUANTIZATION,
               KEYS.PROVENANCE, KEYS.METRICS}
 REQUIRED = tuple(SCHEMAS)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,10 @@ class ModelSpec:
                 raise MetadataError(f"metadata {key!r} is invalid: {errors[0]}{more}", key)
             values[key] = value
 
+        for key in (KEYS.VOCAB, KEYS.LABELS):  # JSON escapes can spell a lone surrogate, which no text holds
+            if _SURROGATE.search("".join(values[key])):
+                raise MetadataError(f"metadata {key!r} holds a lone surrogate (\\ud800-\\udfff), which is not "
+                                    "text; re-export the model from clean data", key)
         vocab = Vocabulary.from_json(props[KEYS.VOCAB])
         if vocab_checksum(vocab.tokens) != values[KEYS.VOCAB_SHA256]:
             raise MetadataError(

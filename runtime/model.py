@@ -26,7 +26,7 @@ from .graphcheck import DEFAULT_CALL_BYTES, Budget, check_model
 from .onnxfile import OnnxFormatError, read_onnx
 from .sampling import Sampler, StopMatcher
 from .session import Providers, make_session, read_model_file
-from .stream import Stream
+from .stream import FEED_CHARS, Stream
 from .tagging import TagResult, TagStream
 from .tokenizers import Tokenizer, tokenizer_from_config
 
@@ -344,9 +344,14 @@ class Model:
         if not single and (isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable)):
             raise TypeError(f"texts must be str or a sequence of str, got {type(texts).__name__}")
         items = [texts] if single else list(texts)
-        ids = [self._ids(t) for t in items]
-        preds: list[Prediction | None] = [None] * len(ids)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        preds: list[Prediction | None] = [None] * len(items)
+        ids: list[list[int]] = [[] for _ in items]
+        for i, text in enumerate(items):
+            if isinstance(text, str) and len(text) > FEED_CHARS:  # read as a stream: memory of one piece
+                preds[i] = self._classify_long(text)
+            else:
+                ids[i] = self._ids(text)
+        order = sorted((i for i in range(len(items)) if preds[i] is None), key=lambda i: len(ids[i]))
         for b in range(0, len(order), batch_size):
             chunk = order[b : b + batch_size]
             width = len(ids[chunk[-1]])
@@ -359,6 +364,14 @@ class Model:
                     if start <= last[row] < start + logits.shape[1]:
                         preds[i] = self.prediction(logits[row, last[row] - start])
         return preds[0] if single else preds
+
+    def _classify_long(self, text: str) -> Prediction:
+        stream = self.stream()
+        stream.feed(text)
+        logits = stream.flush()
+        if logits is None:
+            raise InputError("a text has no tokens (it is empty or only whitespace); nothing to classify")
+        return self.prediction(logits)
 
     def prediction(self, logits: np.ndarray) -> Prediction:
         """Softmax of one step's logits (n_out,) as a Prediction."""

@@ -51,7 +51,7 @@ def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[s
             errors.append(f"{path}: fewer than {schema['minItems']} items")
         if "maxItems" in schema and len(value) > schema["maxItems"]:
             return [*errors, f"{path}: more than {schema['maxItems']} items"]  # not worth walking the items
-        if "items" in schema:
+        if "items" in schema and not _plain_strings(value, schema["items"]):
             for i, item in enumerate(value):
                 errors += schema_errors(item, schema["items"], f"{path}[{i}]")
                 if len(errors) > 20:  # enough to say what is wrong
@@ -72,6 +72,19 @@ def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[s
             elif isinstance(extra, dict):
                 errors += schema_errors(item, extra, f"{path}.{key}")
     return errors
+
+
+def _plain_strings(items: list[Any], schema: dict[str, Any]) -> bool:
+    """True when ``schema`` only bounds string lengths and every item passes: a vocabulary of
+    millions checked in a few passes in C instead of one call per token."""
+    if schema.get("type") != "string" or set(schema) - {"type", "minLength", "maxLength"}:
+        return False
+    if not items:
+        return True
+    if not all(type(item) is str for item in items):
+        return False
+    lengths = list(map(len, items))
+    return min(lengths) >= schema.get("minLength", 0) and max(lengths) <= schema.get("maxLength", max(lengths))
 
 
 def _describe(value: Any) -> str:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from .batcher import StreamBatcher
     from .model import Model, Prediction
 
+FEED_CHARS = 16_384  # text tokenized at a time by feed: fed piece by piece, as a live stream would be
+
 __all__ = ["Stream"]
 
 
@@ -74,11 +76,14 @@ class Stream:
     def feed(self, text: str) -> np.ndarray | None:
         """Tokenize and consume ``text``; return the logits of the last consumed step, or None
         when nothing new was consumed (a word model holding back an open word)."""
-        ids = self.take_ids(text)
-        if not ids:
-            return None
-        self.feed_ids(ids)
-        return self._logits
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        logits = None
+        for start in range(0, len(text), FEED_CHARS):  # a long text costs the memory of one piece's tokens
+            ids = self.take_ids(text[start : start + FEED_CHARS])
+            if ids:
+                logits = self.feed_ids(ids)
+        return logits
 
     def flush(self) -> np.ndarray | None:
         """Consume any held-back text; return the latest logits (None before any step)."""

@@ -19,7 +19,8 @@ from catalogue import HELLO, Case, Ctx, hello
 from rnnkit.export import export_onnx
 from rnnkit.runtime.files import exclusive_lock
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.trainer import LOCK_NAME, train
+from rnnkit.train.outfolder import LOCK_NAME
+from rnnkit.train.trainer import train
 
 _CENTRAL = b"PK\x01\x02"  # a zip central directory entry; its sizes are at +20 (stored) and +24 (unpacked)
 

@@ -23,8 +23,8 @@ from rnnkit.runtime.vocab import vocab_checksum
 
 ROOT = Path(__file__).resolve().parent.parent
 BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-HOSTILE_LABELS = ["pos\x1b[2J\x07", "neg\nError: forged line\r\u202eevil\x85\u2028\ud800"]
-SHOWN = dict(zip(HOSTILE_LABELS, ["pos\\x1b[2J\\x07", "neg\\nError: forged line\\r\\u202eevil\\x85\\u2028\\ud800"]))
+HOSTILE_LABELS = ["pos\x1b[2J\x07", "neg\nError: forged line\r\u202eevil\x85\u2028"]
+SHOWN = dict(zip(HOSTILE_LABELS, ["pos\\x1b[2J\\x07", "neg\\nError: forged line\\r\\u202eevil\\x85\\u2028"]))
 ESCAPED_TOKENS = {"\x1b[31m": "\\x1b[31m", "\x07": "\\x07", "\r": "\\r", "\u202e": "\\u202e", "\x9b": "\\x9b"}
 
 

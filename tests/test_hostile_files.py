@@ -37,7 +37,8 @@ from rnnkit.runtime.cli import cli  # noqa: E402
 from rnnkit.runtime.errors import ConfigError  # noqa: E402
 from rnnkit.runtime.files import _temp_prefix, atomic_path, exclusive_lock  # noqa: E402
 from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from rnnkit.train.trainer import LOCK_NAME, OUTPUT_NAMES, train  # noqa: E402
+from rnnkit.train.outfolder import LOCK_NAME, OUTPUT_NAMES  # noqa: E402
+from rnnkit.train.trainer import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -94,6 +94,25 @@ def test_the_reader_sees_what_onnx_sees(tmp_path, cell, quantize, opset):
     assert model.identity == hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.parametrize("key", ["labels", "vocab"])
+def test_metadata_text_that_spells_a_lone_surrogate_is_refused(files, tmp_path, key):
+    import json
+
+    from onnx_edits import rewrite_metadata
+
+    from rnnkit.runtime import MetadataError
+
+    src = files["lstm", "classify"]
+    model = load_model(src)
+    if key == "labels":
+        changes = {"labels": json.dumps(["neg", "p\ud800s"])}
+    else:
+        tokens = [*model.vocab.tokens[:-1], "\udc80"]
+        changes = {"vocab": json.dumps(tokens), "vocab_sha256": "0" * 64}  # checked before the checksum
+    with pytest.raises(MetadataError, match="holds a lone surrogate"):
+        load_model(rewrite_metadata(src, tmp_path / "m.onnx", **changes))
+
+
 def test_every_task_and_cell_the_exporter_writes_loads(files):
     for (cell, task), path in files.items():
         model = load_model(path)
@@ -280,3 +299,32 @@ def test_a_non_finite_state_is_refused_where_it_comes_in(files, bad, which):
     logits[7] = bad
     with pytest.raises(NonFiniteError, match="the logits given"):
         stream.load(stream.state, logits, stream.consumed)
+
+
+def test_a_text_longer_than_one_piece_is_tokenized_piece_by_piece(files, monkeypatch):
+    from rnnkit.runtime.stream import FEED_CHARS, Stream
+
+    clf = load_model(files["gru", "classify"])
+    text = ("".join(TEXTS) * 1000)[: 3 * FEED_CHARS + 123]
+    reference = clf.stream()
+    for i in range(0, len(text), 1000):  # a live stream fed in small pieces
+        reference.feed(text[i : i + 1000])
+    pieces: list[int] = []
+    take = Stream.take_ids
+
+    def recorded(self, piece="", **kwargs):
+        pieces.append(len(piece))
+        return take(self, piece, **kwargs)
+
+    monkeypatch.setattr(Stream, "take_ids", recorded)
+    pred = clf.classify([text, TEXTS[0]])[0]
+    assert pieces and max(pieces) <= FEED_CHARS and sum(pieces) == len(text)
+    assert pred.scores == pytest.approx(reference.prediction().scores, abs=1e-6)
+    lm = load_model(files["lstm", "lm"])
+    fed = lm.stream()
+    fed.feed(text)
+    small = lm.stream()
+    for i in range(0, len(text), 777):
+        small.feed(text[i : i + 777])
+    np.testing.assert_allclose(fed.logits, small.logits, rtol=0, atol=1e-6)
+    assert fed.consumed == small.consumed == len(lm.encode(text))

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from rnnkit.runtime.errors import CheckpointError, ConfigError, MetadataError, TrainingError, WriteError
+from rnnkit.runtime.errors import CheckpointError, ConfigError, MetadataError, TrainingError
 from rnnkit.runtime.files import check_replaceable, check_writable, exclusive_lock
 from rnnkit.runtime.tokenizers import CharTokenizer, Tokenizer, WordTokenizer
 from rnnkit.runtime.vocab import Vocabulary
@@ -31,17 +31,12 @@ from .config import TrainConfig, check_exportable_model, check_model_size
 from .data import Dataset, check_exportable, load_data, split_examples
 from .evaluate import batch_loss, evaluate, primary_metric
 from .model import ModelConfig, RNNModel, detach_state
+from .outfolder import LOCK_NAME, OUTPUT_NAMES, killed_before_first_snapshot, resumed_config, start_over
 from .report import plot_loss, write_metrics
 
 __all__ = ["TrainResult", "train"]
 
 log = logging.getLogger(__name__)
-# Options that may differ between an interrupted run and its resumption: where it runs, and
-# how the folder is spelled (it is the folder the run was loaded from); --force only steers a start.
-_RESUMABLE_CHANGES = ("device", "threads", "out", "force")
-# What a run writes into --out: all that --force removes (anything else there is left alone).
-OUTPUT_NAMES = (BEST_NAME, LAST_NAME, "metrics.csv", "metrics.json", "loss.png")
-LOCK_NAME = ".rnnkit-train.lock"  # held (flock) by the run writing the folder
 
 
 @dataclass
@@ -94,8 +89,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) 
 def _train_locked(config: TrainConfig, out: Path, *, resume: bool, progress: bool) -> TrainResult:
     state = None
     if config.force:
-        _start_over(out)
-    elif resume and not (out / LAST_NAME).is_file() and _killed_before_first_snapshot(out, config):
+        start_over(out)
+    elif resume and not (out / LAST_NAME).is_file() and killed_before_first_snapshot(out, config):
         log.warning("the run in %s stopped before its first snapshot (%s); starting it again", out, LAST_NAME)
         resume = False
     elif resume:
@@ -103,7 +98,7 @@ def _train_locked(config: TrainConfig, out: Path, *, resume: bool, progress: boo
             raise CheckpointError(f"nothing to resume in {out}: no {LAST_NAME}; start the run without --resume")
         state = load_checkpoint(out, name=LAST_NAME)
         check_resumable(state, out / LAST_NAME)
-        config = _resumed_config(config, state)
+        config = resumed_config(config, state)
         if state["progress"].get("done"):
             best = load_checkpoint(out)
             if "test" in best.get("metrics", {}):
@@ -114,36 +109,6 @@ def _train_locked(config: TrainConfig, out: Path, *, resume: bool, progress: boo
         raise ConfigError(f"{out} already holds a training run: pass --resume to continue it, "
                           "--force to start over, or choose another --out")
     return _Run(config, state, progress).run()
-
-
-def _start_over(out: Path) -> None:
-    """Remove what a previous run wrote into ``out`` (--force); only regular files, only rnnkit's."""
-    for name in OUTPUT_NAMES:  # train() refused any that is not a regular file (or a link to one)
-        try:
-            (out / name).unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise WriteError(f"--force cannot remove {out / name}: {e.strerror or e}; remove it yourself") from e
-    log.info("--force: starting the run in %s over", out)
-
-
-def _killed_before_first_snapshot(out: Path, config: TrainConfig) -> bool:
-    """True when ``out`` holds only the first epoch's best checkpoint of this very config.
-
-    The end of an epoch writes checkpoint.pt, then last.pt; a run killed between the two in its
-    first epoch (before any --save-every snapshot) left nothing to resume from, and starting it
-    again is exactly what resuming it would do.
-    """
-    if not (out / BEST_NAME).is_file():
-        return False
-    try:
-        best = load_checkpoint(out)
-        first = best.get("progress", {}).get("epoch") == 0 and "test" not in best.get("metrics", {})
-        _resumed_config(config, best)
-    except (CheckpointError, ConfigError):
-        return False
-    return first
 
 
 class _Run:
@@ -449,18 +414,6 @@ class _Run:
 
 
 _HEADER = ("rnnkit_checkpoint", "rnnkit", "torch", "created")
-
-
-def _resumed_config(given: TrainConfig, ckpt: dict[str, Any]) -> TrainConfig:
-    try:
-        stored = TrainConfig.from_dict(ckpt.get("train_config", {}))
-    except (ConfigError, TypeError) as e:  # an edited file: it is the checkpoint that is wrong, not the options
-        raise CheckpointError(f"the checkpoint's training options are damaged: {str(e)[:200]}") from e
-    changed = [k for k, v in given.to_dict().items()
-               if k not in _RESUMABLE_CHANGES and v != getattr(stored, k)]
-    if changed:
-        raise ConfigError(f"--resume must use the interrupted run's options; these differ: {', '.join(changed)}")
-    return TrainConfig.from_dict({**stored.to_dict(), **{k: getattr(given, k) for k in _RESUMABLE_CHANGES}})
 
 
 def _result_from(out: Path, best: dict[str, Any]) -> TrainResult:
