@@ -87,6 +87,7 @@ class StreamBatcher:
         for text in texts:
             if not isinstance(text, str):
                 raise TypeError(f"text must be str, got {type(text).__name__}")
+        self.model.call_length(len(streams))  # a batch that cannot fit is refused before any text is taken
         return self._run_text(streams, [s.take_ids(t) for s, t in zip(streams, texts)], final=False)
 
     def flush(self, streams: Sequence[AnyStream]) -> list[np.ndarray | TagResult | None]:
@@ -96,6 +97,7 @@ class StreamBatcher:
         tag stream what ``end()`` would: the rest of its text tagged, the tag stream started over.
         """
         streams = self._check(streams, text=True)
+        self.model.call_length(len(streams))
         return self._run_text(streams, [s.take_ids(final=True) for s in streams], final=True)
 
     # -- the calls --------------------------------------------------------------------------

@@ -9,7 +9,6 @@ copied into the same buffers, so callers see one behaviour.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -42,7 +41,7 @@ class StepBinding:
         self.tokens = np.zeros((batch, 1), np.int64)  # (B, 1)
         # (B, 1, n_out), made on first use: a stream that only a batcher steps never needs its own
         self._logits: np.ndarray | None = None
-        self._probe: np.ndarray | None = None  # zeros, as long as the flattened logits
+        self._finite: np.ndarray | None = None  # where step() writes which logits are finite
         self._sides = (spec.zero_state(batch), spec.zero_state(batch))  # each: n arrays (L, B, H)
         self._side = 0
         self._bound: list[Any] | None = None  # the two IOBindings, made on the first step
@@ -52,7 +51,7 @@ class StepBinding:
         """The last step's logits (B, 1, n_out); overwritten by the next step."""
         if self._logits is None:
             self._logits = np.zeros((self.batch, 1, self._spec.n_out), np.float32)
-            self._probe = np.zeros(self._logits.size, np.float32)
+            self._finite = np.empty(self._logits.shape, bool)
         return self._logits
 
     @property
@@ -72,9 +71,7 @@ class StepBinding:
             for dst, src in zip(self._sides[1 - self._side], out[1:]):
                 np.copyto(dst, src)
         logits = self.logits
-        with np.errstate(invalid="ignore"):  # NaN · 0 and inf · 0 are NaN: one dot product sees them all
-            finite = math.isfinite(logits.reshape(-1).dot(self._probe))
-        if not finite:  # before the swap: every row keeps the state it had
+        if not np.isfinite(logits, out=self._finite).all():  # before the swap: every row keeps its state
             check_finite(logits, "logits")
         self._side ^= 1
         return self.logits
@@ -96,16 +93,16 @@ class StepBinding:
 
 
 def check_finite(array: np.ndarray, what: str, *, given: bool = False) -> None:
-    """Raise :class:`NonFiniteError` if ``array`` holds NaN or ±inf (a product with zeros: one pass, no copy).
+    """Raise :class:`NonFiniteError` if ``array`` holds NaN or ±inf.
 
     ``given``: the array came from the caller (a state to start from), not from the model.
+    (``np.isfinite``, not a BLAS product: BLAS threads left spinning after one would slow the
+    session call that follows.)
     """
-    flat = array.reshape(-1, array.shape[-1]) if array.ndim > 1 else array.reshape(1, -1)
-    with np.errstate(invalid="ignore"):
-        probe = flat @ np.zeros(flat.shape[1], flat.dtype)  # NaN exactly where a row holds NaN or inf
-    if flat.size and not np.isfinite(probe).all():
-        if given:
-            raise NonFiniteError(f"the {what} given holds NaN or infinite values; start from model.start_state() "
-                                 "or a good snapshot")
-        raise NonFiniteError(f"the model gave NaN or infinite {what}: its weights or the state it was given are "
-                             "corrupt; reload the model and restart the stream (or restore a good snapshot)")
+    if np.isfinite(array).all():
+        return
+    if given:
+        raise NonFiniteError(f"the {what} given holds NaN or infinite values; start from model.start_state() "
+                             "or a good snapshot")
+    raise NonFiniteError(f"the model gave NaN or infinite {what}: its weights or the state it was given are "
+                         "corrupt; reload the model and restart the stream (or restore a good snapshot)")

@@ -20,6 +20,7 @@ import numpy as np
 from .contract import INPUT_TOKENS, ModelSpec
 from .errors import MetadataError, ModelFileError, NonFiniteError
 from .onnxfile import OnnxModel, Tensor
+from .shapes import ShapeRefused, infer_shapes
 
 __all__ = ["DEFAULT_CALL_BYTES", "MAX_WEIGHT_BYTES", "OPERATORS", "Budget", "check_model"]
 
@@ -65,6 +66,7 @@ class Budget:
 
     def max_seq(self, batch: int) -> int:
         """The longest sequence a call of ``batch`` rows may have (0: not even one token fits)."""
+        batch = max(batch, 1)  # an empty batch runs nothing; it fits where one row does
         room = self.max_call_bytes - batch * 2 * self.state_bytes
         return max(0, room // (batch * self.row_bytes))
 
@@ -80,11 +82,22 @@ def check_model(model: OnnxModel, spec: ModelSpec, path: Path, *, max_call_bytes
                              "re-export it with `rnnkit export`")
     _check_io(model, spec, path)
     _check_structure(model, spec, path)
-    constants = _check_tensors(model, path)
+    constants, values = _check_tensors(model, path)
     weight_bytes = _check_nodes(model, spec, path, constants)
-    gates = {"rnn": 1, "gru": 3, "lstm": 4}[spec.cell]
-    row_bytes = 4 * (2 * spec.n_out + 2 * spec.embed + spec.layers * spec.hidden * (2 * gates + 4))
-    state_bytes = 4 * spec.n_state * spec.layers * spec.hidden
+    try:
+        shapes, usage = infer_shapes(model.nodes, spec, constants, values)
+    except ShapeRefused as e:
+        raise ModelFileError(f"{path}: {e}, which rnnkit's exporters never write; refused") from e
+    for name, want in ((spec.output_names[0], ("B", "T", spec.n_out)),
+                       *((o, (spec.layers, "B", spec.hidden)) for _, o in spec.state_names)):
+        got = shapes.get(name)
+        if got != want:
+            shown = "unknown" if got is None else list(got)
+            raise MetadataError(f"inconsistent model: the graph computes {name!r} of shape {shown}, "
+                                f"not {list(want)}; re-export the model", None)
+    # every activation alive at once, and the recurrent kernels' gates: an upper bound of a call's peak
+    row_bytes = 4 * (usage.per_token + usage.workspace)
+    state_bytes = 4 * max(usage.per_row, spec.n_state * spec.layers * spec.hidden)
     budget = Budget(row_bytes, state_bytes, weight_bytes, max_call_bytes)
     if weight_bytes > MAX_WEIGHT_BYTES:
         raise ModelFileError(f"{path} declares {_size(weight_bytes)} of weights, more than rnnkit loads "
@@ -161,13 +174,16 @@ def _check_structure(model: OnnxModel, spec: ModelSpec, path: Path) -> None:
 
 
 # -- constants ----------------------------------------------------------------------------------
-def _check_tensors(model: OnnxModel, path: Path) -> dict[str, tuple[int, ...]]:
-    """The shape of every constant (initializers, Constant nodes); each checked against its bytes."""
+def _check_tensors(model: OnnxModel, path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """The shape of every constant (initializers, Constant nodes), each checked against its bytes,
+    and the values of the small integer ones (the axes and bounds of Slice and Squeeze)."""
     folder = path.parent
     shapes: dict[str, tuple[int, ...]] = {}
+    values: dict[str, tuple[int, ...]] = {}
     for tensor in model.initializers:
         _check_tensor(tensor, path, folder)
         shapes[tensor.name] = tensor.dims
+        _keep_value(tensor, tensor.name, values)
     for node in model.nodes:
         if node.op_type != "Constant":
             continue
@@ -179,13 +195,25 @@ def _check_tensors(model: OnnxModel, path: Path) -> dict[str, tuple[int, ...]]:
         if name == "value":
             if attr.tensor is None:
                 raise ModelFileError(f"{path}: a Constant node without its tensor; the file is corrupt")
+            if attr.tensor.external is not None:  # onnxruntime would look for it where the process runs
+                raise ModelFileError(f"{path}: a Constant node keeps its tensor in an external file, which "
+                                     "rnnkit's exporters never write; refused")
             _check_tensor(attr.tensor, path, folder)
             dims = attr.tensor.dims
         else:
             dims = () if name in ("value_float", "value_int") else (attr.count,)
         for out in node.outputs:
             shapes[out] = dims
-    return shapes
+            if name == "value":
+                _keep_value(attr.tensor, out, values)
+            elif name in ("value_int", "value_ints"):
+                values[out] = (attr.i,) if name == "value_int" else attr.ints
+    return shapes, values
+
+
+def _keep_value(tensor: Tensor, name: str, values: dict[str, tuple[int, ...]]) -> None:
+    if tensor.data_type == _INT64 and tensor.raw is not None and tensor.elements <= 64:
+        values[name] = tuple(int(v) for v in np.frombuffer(tensor.raw, "<i8"))
 
 
 def _check_tensor(tensor: Tensor, path: Path, folder: Path) -> None:
@@ -200,12 +228,27 @@ def _check_tensor(tensor: Tensor, path: Path, folder: Path) -> None:
         if len(tensor.raw) != need:
             raise ModelFileError(f"{path}: tensor {tensor.name!r} declares {list(tensor.dims)} "
                                  f"({_size(need)}) but holds {_size(len(tensor.raw))}; the file is corrupt")
-        if tensor.data_type == _FLOAT and need and not np.isfinite(np.frombuffer(tensor.raw, "<f4")).all():
-            raise NonFiniteError(f"{path}: weight {tensor.name!r} holds NaN or infinite values; the file is "
-                                 "corrupt or was exported from a diverged run: re-export a good checkpoint")
     elif tensor.elements > tensor.data_bytes:  # a typed value takes at least one byte
         raise ModelFileError(f"{path}: tensor {tensor.name!r} declares {list(tensor.dims)} but holds fewer values; "
                              "the file is corrupt")
+    if tensor.data_type == _FLOAT and need:
+        if tensor.external is not None:
+            pieces = _external_floats(tensor, folder)
+        else:
+            pieces = [tensor.raw] if tensor.raw is not None else list(tensor.float_data)
+        for piece in pieces:
+            if not np.isfinite(np.frombuffer(piece, "<f4")).all():
+                raise NonFiniteError(f"{path}: weight {tensor.name!r} holds NaN or infinite values; the file is "
+                                     "corrupt or was exported from a diverged run: re-export a good checkpoint")
+
+
+def _external_floats(tensor: Tensor, folder: Path):
+    """The float32 values of a checked external tensor, mapped from its file 16 Mi values at a time."""
+    info = tensor.external or {}
+    offset = int(info.get("offset", "0"))
+    values = np.memmap(folder / info["location"], dtype="<f4", mode="r", offset=offset, shape=(tensor.elements,))
+    step = 1 << 24
+    return (values[i : i + step] for i in range(0, tensor.elements, step))
 
 
 def _check_external(tensor: Tensor, need: int, path: Path, folder: Path) -> None:
@@ -267,13 +310,6 @@ def _check_nodes(model: OnnxModel, spec: ModelSpec, path: Path, constants: dict[
                 shape = list(constants.get(weight, ()))
                 raise MetadataError(f"inconsistent model: the output layer's weight is {shape}, "
                                     f"not hidden × n_out = [{spec.hidden}, {spec.n_out}]; re-export the model", None)
-        elif op in ("Add", "Mul"):
-            for name in ins:
-                if name in constants and len(constants[name]) > 1:
-                    raise ModelFileError(f"{path}: {op} broadcasts a constant of shape {list(constants[name])} "
-                                         "over the activations, which rnnkit's exporters never do; refused")
-        elif op == "Concat" and len(ins) > spec.layers:
-            raise ModelFileError(f"{path}: a Concat of {len(ins)} tensors in a {spec.layers}-layer model; refused")
     if recurrent != spec.layers:
         raise MetadataError(f"inconsistent model: the graph has {recurrent} recurrent layer(s) but the metadata's "
                             f"layers is {spec.layers}; re-export the model", "rnnkit.layers")

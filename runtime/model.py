@@ -19,6 +19,7 @@ from .errors import (
     InputError,
     MetadataError,
     ModelFileError,
+    NonFiniteError,
     StateError,
     TaskError,
 )
@@ -253,9 +254,14 @@ class Model:
         if got != want:
             raise MetadataError(f"inconsistent model: one step gives outputs of shapes {got} but the metadata "
                                 f"says {want}; re-export the model", None)
+        if self.task == "lm":
+            out = self._session.run(None, s.feed(np.array([[self.vocab.bos_id]], np.int64), self.zero_state(1)))
+        if not all(np.isfinite(a).all() for a in out):
+            raise NonFiniteError(f"{self.path}: one step of the model gives NaN or infinite values; its weights "
+                                 "are corrupt: re-export a good checkpoint")
         if self.task != "lm":
             return self.zero_state(1), None
-        logits, *state = self._session.run(None, s.feed(np.array([[self.vocab.bos_id]], np.int64), self.zero_state(1)))
+        logits, *state = out
         return state, logits[0, -1].copy()
 
     # -- streams ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ The field numbers are those of ``onnx/onnx.proto`` (IR version 3 and later).
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +27,10 @@ MAX_RANK = 8
 MAX_NAME = 4096
 MAX_ATTRIBUTES = 64
 MAX_LIST = 1_000_000  # ints/floats in one attribute, dims of one shape…
+MAX_FIELDS = 1_000_000  # fields (and packed integers) in one file: a file of tiny fields costs ~0.3 s, not minutes
 
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
+_left = threading.local()  # fields the file being read may still hold (one read per thread at a time)
 
 
 class OnnxFormatError(ValueError):
@@ -61,6 +64,7 @@ class Tensor:
     data_bytes: int  # raw_data or the typed fields, as stored in the file
     external: dict[str, str] | None = None  # location/offset/length when stored outside the file
     raw: memoryview | None = None  # raw_data, not copied
+    float_data: tuple[memoryview, ...] = ()  # float_data, packed pieces or single values, not copied
 
     @property
     def elements(self) -> int:
@@ -115,6 +119,7 @@ class OnnxModel:
 def read_onnx(data: bytes | bytearray | memoryview) -> OnnxModel:
     """Parse ``data`` as an ONNX ``ModelProto``; raise :class:`OnnxFormatError` if it is not one."""
     view = memoryview(data).cast("B")
+    _left.fields = MAX_FIELDS
     model = OnnxModel()
     metadata: dict[str, str] = {}
     for number, wire, value in _fields(view, 0, len(view)):
@@ -147,6 +152,7 @@ def _fields(view: memoryview, pos: int, end: int):
     length-delimited ones.
     """
     while pos < end:
+        _spend(1)
         key, pos = _varint(view, pos, end)
         number, wire = key >> 3, key & 7
         if number == 0:
@@ -169,6 +175,12 @@ def _fields(view: memoryview, pos: int, end: int):
         else:  # 3/4: groups, which no ONNX writer uses; 6/7: invalid
             raise OnnxFormatError(f"unsupported wire type {wire}")
         yield number, wire, value
+
+
+def _spend(n: int) -> None:
+    _left.fields -= n
+    if _left.fields < 0:
+        raise OnnxFormatError(f"more than {MAX_FIELDS} fields; no model rnnkit writes has that many")
 
 
 def _varint(view: memoryview, pos: int, end: int) -> tuple[int, int]:
@@ -209,6 +221,7 @@ def _ints(view: memoryview, wire: int, value: Any, out: list[int]) -> None:
         while pos < end:
             v, pos = _varint(view, pos, end)
             out.append(_int64(v))
+            _spend(1)
             if len(out) > MAX_LIST:
                 raise OnnxFormatError(f"a list of more than {MAX_LIST} integers")
     else:
@@ -306,6 +319,8 @@ def _read_attribute(view: memoryview, pos: int, end: int) -> Attribute:
         elif number == 4 and wire == _BYTES:
             s = bytes(view[value[0] : value[1]])
         elif number == 5 and wire == _BYTES:
+            if tensor is not None:
+                raise OnnxFormatError(f"attribute {name!r} has two tensors")
             tensor = _read_tensor(view, *value)
         elif number in (6, 11):
             has_graph = True
@@ -331,6 +346,7 @@ def _read_tensor(view: memoryview, pos: int, end: int) -> Tensor:
     data_type, name, data_bytes = 0, "", 0
     raw: memoryview | None = None
     external: dict[str, str] = {}
+    floats: list[memoryview] = []
     location = 0
     for number, wire, value in _fields(view, pos, end):
         if number == 1:
@@ -344,8 +360,13 @@ def _read_tensor(view: memoryview, pos: int, end: int) -> Tensor:
         elif number == 9 and wire == _BYTES:
             raw = view[value[0] : value[1]]
             data_bytes += value[1] - value[0]
+        elif number == 4 and wire == _BYTES:  # float_data, packed: kept to check it is finite
+            floats.append(view[value[0] : value[1]])
+            data_bytes += value[1] - value[0]
         elif number in (4, 5, 6, 7, 10, 11):  # typed data fields, packed or not
             data_bytes += (value[1] - value[0]) if wire == _BYTES else 1
+            if number == 4:
+                floats.append(memoryview(value.to_bytes(4, "little")))
         elif number == 13 and wire == _BYTES:
             key, text = _read_entry(view, *value)
             external[key] = text
@@ -353,7 +374,8 @@ def _read_tensor(view: memoryview, pos: int, end: int) -> Tensor:
             location = value
     if any(d < 0 for d in dims):
         raise OnnxFormatError(f"tensor {name!r} has a negative dimension {dims}")
-    return Tensor(name, tuple(dims), data_type, data_bytes, external if location == 1 or external else None, raw)
+    return Tensor(name, tuple(dims), data_type, data_bytes, external if location == 1 or external else None, raw,
+                  tuple(floats))
 
 
 def _read_value_info(view: memoryview, pos: int, end: int) -> ValueInfo:
@@ -362,20 +384,28 @@ def _read_value_info(view: memoryview, pos: int, end: int) -> ValueInfo:
         if number == 1 and wire == _BYTES:
             name = _text(view, *value)
         elif number == 2 and wire == _BYTES:
+            if elem_type is not None or shape is not None:
+                raise OnnxFormatError(f"value {name!r} has two types")
             elem_type, shape = _read_type(view, *value)
     return ValueInfo(name, elem_type, shape)
 
 
 def _read_type(view: memoryview, pos: int, end: int) -> tuple[int | None, tuple[Dim, ...] | None]:
     elem_type, shape = None, None
+    seen = 0
     for number, wire, value in _fields(view, pos, end):
         if number == 1 and wire == _BYTES:  # tensor_type; other kinds leave elem_type None
+            seen += 1
             elem_type = 0
             for n2, w2, v2 in _fields(view, *value):
                 if n2 == 1 and w2 == _VARINT:
                     elem_type = v2
                 elif n2 == 2 and w2 == _BYTES:
+                    if shape is not None:  # protobuf would merge the two; no writer emits that
+                        raise OnnxFormatError("a tensor type with two shapes")
                     shape = _read_shape(view, *v2)
+    if seen > 1:
+        raise OnnxFormatError("a value with two tensor types")
     return elem_type, shape
 
 

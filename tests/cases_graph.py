@@ -224,6 +224,45 @@ def wire_type_3(c) -> Path:
     return c.file("group.onnx", bytes([0x0B, 0x0C]) + c.clf.read_bytes())  # a group field: no ONNX writer uses one
 
 
+def squared_sequence(model) -> None:
+    """The LSTM's output (T, 1, B, H) plus its transpose (1, T, B, H): a (T, T, B, H) tensor."""
+    y = next(n for n in model.graph.node if n.op_type == "LSTM").output[0]
+    model.graph.node.extend([helper.make_node("Transpose", [y], ["y_t"], perm=[1, 0, 2, 3]),
+                             helper.make_node("Add", [y, "y_t"], ["y_sq"])])
+
+
+def doubling_chain(model) -> None:
+    """40 Concats, each of the last with itself: the state, 2⁴⁰ times over."""
+    last = "h0"
+    for i in range(40):
+        model.graph.node.append(helper.make_node("Concat", [last, last], [f"twice{i}"], axis=0))
+        last = f"twice{i}"
+
+
+def nan_float_data(model) -> None:
+    """A NaN in a weight stored in float_data rather than raw_data."""
+    init = next(i for i in model.graph.initializer if i.name == "model.embedding.weight")
+    weights = numpy_helper.to_array(init).copy()
+    weights[2, 1] = np.nan
+    init.ClearField("raw_data")
+    init.float_data.extend(weights.ravel().tolist())
+
+
+def external_constant(model) -> None:
+    tensor = numpy_helper.from_array(np.zeros(2, np.float32), "const_ext")
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "bias.bin"), ("offset", "0"), ("length", "8")):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    model.graph.node.append(helper.make_node("Constant", [], ["ext_const"], value=tensor))
+
+
+def many_fields(c) -> Path:
+    """A valid model followed by 3 million empty unknown fields (field 99, varint 0): 9 MB."""
+    return c.once("many-fields", lambda: c.file("fields.onnx", c.clf.read_bytes() + b"\x98\x06\x00" * 3_000_000))
+
+
 def _graph(name: str, edit: Callable, base: str = "clf") -> Case:
     return Case(lambda c: load_model(edited(c, name, edit, base)), lambda c: ["inspect", edited(c, name, edit, base)])
 
@@ -262,7 +301,7 @@ CASES: dict[str, Case] = {
     "E104": _graph("gather-state", gather_state),
     "E105": _graph("out-of-order", out_of_order),
     "E106": _graph("subgraph-attr", subgraph_attr),
-    "E107": Case(lambda c: load_model(c.lm, max_call_bytes=1000)),
+    "E107": Case(lambda c: load_model(c.lm, max_call_bytes=200)),
     "E108": Case(lambda c: load_model(c.lm, max_call_bytes=0)),
     "E109": Case(lambda c: small_budget(c, "run", 1 << 20).run(np.full((64, 400), 4))),
     "E110": Case(lambda c: small_budget(c, "batch", 1 << 20).step_binding(5000)),
@@ -280,6 +319,11 @@ CASES: dict[str, Case] = {
     "E116": Case(lambda c: load_model(wire_type_3(c)), lambda c: ["inspect", wire_type_3(c)]),
     "E117": Case(nan_state),
     "E118": Case(inf_binding),
+    "E240": _graph("squared", squared_sequence),
+    "E241": _graph("doubling", doubling_chain),
+    "E242": _graph("nan-float-data", nan_float_data),
+    "E243": _graph("external-constant", external_constant),
+    "E244": Case(lambda c: load_model(many_fields(c)), lambda c: ["inspect", many_fields(c)]),
     "E119": Case(lambda c: small_budget(c, "batcher", 1 << 20).batcher().step(
         [small_budget(c, "batcher", 1 << 20).stream() for _ in range(5000)], [4] * 5000)),
 }

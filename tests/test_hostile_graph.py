@@ -328,3 +328,21 @@ def test_a_text_longer_than_one_piece_is_tokenized_piece_by_piece(files, monkeyp
         small.feed(text[i : i + 777])
     np.testing.assert_allclose(fed.logits, small.logits, rtol=0, atol=1e-6)
     assert fed.consumed == small.consumed == len(lm.encode(text))
+
+
+def test_what_a_graph_computes_sets_its_budget(files, tmp_path):
+    """A graph whose activations are larger than rnnkit's (here: the state concatenated with
+    itself 6 times, unused) still loads, but its budget counts them, so its calls are shorter."""
+    c = Ctx(tmp_path, files)
+
+    def six(model):
+        last = "h0"
+        for i in range(6):
+            model.graph.node.append(onnx.helper.make_node("Concat", [last, last], [f"twice{i}"], axis=0))
+            last = f"twice{i}"
+
+    plain = load_model(files["lstm", "classify"], max_call_bytes=1 << 20)
+    grown = load_model(cases_graph.edited(c, "six", six), max_call_bytes=1 << 20)
+    assert grown.budget.state_bytes > 16 * plain.budget.state_bytes  # 2 + 4 + … + 128 copies of the state
+    assert grown.call_length(64) < plain.call_length(64)
+    assert [p.label for p in grown.classify(TEXTS)] == [p.label for p in plain.classify(TEXTS)]
