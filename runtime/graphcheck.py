@@ -64,6 +64,10 @@ class Budget:
     def call_bytes(self, batch: int, seq: int) -> int:
         return batch * (seq * self.row_bytes + 2 * self.state_bytes)
 
+    def max_batch(self) -> int:
+        """The most rows a call of one step may have."""
+        return self.max_call_bytes // (self.row_bytes + 2 * self.state_bytes)
+
     def max_seq(self, batch: int) -> int:
         """The longest sequence a call of ``batch`` rows may have (0: not even one token fits)."""
         batch = max(batch, 1)  # an empty batch runs nothing; it fits where one row does

@@ -358,6 +358,7 @@ class Model:
             else:
                 ids[i] = self._ids(text)
         order = sorted((i for i in range(len(items)) if preds[i] is None), key=lambda i: len(ids[i]))
+        batch_size = max(1, min(batch_size, self.budget.max_batch()))  # as many rows as max_call_bytes allows
         for b in range(0, len(order), batch_size):
             chunk = order[b : b + batch_size]
             width = len(ids[chunk[-1]])
