@@ -29,7 +29,8 @@ class StepBinding:
     ``state`` is the list of arrays, each (layers, batch, hidden), that the next ``step`` reads;
     write into them (never rebind them) to set a row's state. A step reads one set of state
     arrays and writes the other, then the two swap, so ``state`` names different arrays after
-    every step: read it again after stepping. ``logits`` is overwritten by the next step.
+    every step: read it again after stepping. ``logits`` is overwritten by the next step; a step
+    whose logits are not finite raises :class:`NonFiniteError` and leaves ``state`` as it was.
     A binding is for one thread at a time; the session under it is shared.
     """
 
