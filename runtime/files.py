@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import WriteError
@@ -142,13 +142,15 @@ def check_writable(folder: str | os.PathLike, what: str = "folder") -> Path:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
+def exclusive_lock(path: str | os.PathLike, busy: str | Callable[[str], str]) -> Iterator[None]:
     """Hold an exclusive ``flock`` on the lock file ``path`` while the block runs.
 
-    If another process (or another call in this one) holds it, raise ``WriteError(busy)``; a
-    ``{pid}`` in ``busy`` becomes the holder's pid. The operating system releases the lock when
-    its process dies, however it dies, so a killed run never leaves its folder locked; the file
-    itself is removed when the block ends (a killed holder leaves it, and the next lock reuses it).
+    If another process (or another call in this one) holds it, raise ``WriteError`` with the
+    message ``busy``: a function of the holder's pid (as text), or a text whose ``{pid}`` becomes
+    it (nothing else in it is read: a path in the text may hold any braces). The operating system
+    releases the lock when its process dies, however it dies, so a killed run never leaves its
+    folder locked; the file itself is removed when the block ends (a killed holder leaves it, and
+    the next lock reuses it).
 
     >>> with exclusive_lock("runs/a/.rnnkit.lock", "runs/a is in use (pid {pid})"):  # doctest: +SKIP
     ...     ...
@@ -164,7 +166,8 @@ def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
         except BlockingIOError:
             pid = _read_pid(fd)
             os.close(fd)
-            raise WriteError(busy.format(pid=pid if pid is not None else "unknown")) from None
+            holder = str(pid) if pid is not None else "unknown"
+            raise WriteError(busy(holder) if callable(busy) else busy.replace("{pid}", holder)) from None
         except OSError as e:  # a file system without locks (some network mounts): go on without
             log.warning("cannot lock %s (%s): another writer would not be kept out", path, e.strerror or e)
             break

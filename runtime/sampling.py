@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, NonFiniteError
 
 __all__ = ["MAX_SEED", "Sampler", "StopMatcher"]
 
@@ -51,13 +51,14 @@ class Sampler:
     def choose(self, logits: np.ndarray, rng: np.random.Generator, banned: Sequence[int] = ()) -> int:
         """One token id from logits (n_out,), never one of ``banned``.
 
-        Logits that are not all finite (a broken model or state) raise InputError rather than
+        Logits that are not all finite (a broken model or state) raise NonFiniteError rather than
         sample from NaN probabilities.
         """
         z = logits.astype(np.float64, copy=True)
         if not np.isfinite(z).all():
-            raise InputError("the logits hold NaN or infinity, so there is nothing to sample from: the model's "
-                             "weights or the stream's state are broken; reset the stream or re-export the model")
+            raise NonFiniteError("the logits hold NaN or infinity, so there is nothing to sample from: the "
+                                 "model's weights or the stream's state are broken; reset the stream or re-export "
+                                 "the model")
         z[list(banned)] = -np.inf
         if self.temperature == 0:
             return int(np.argmax(z))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import re
 import shutil
@@ -32,10 +33,12 @@ from click.testing import CliRunner  # noqa: E402
 from factory import tiny_checkpoint  # noqa: E402
 
 from rnnkit.export import export_onnx  # noqa: E402
-from rnnkit.runtime import WriteError, load_model  # noqa: E402
+from rnnkit.runtime import RnnkitError, TrainingError, WriteError, load_model  # noqa: E402
 from rnnkit.runtime.cli import cli  # noqa: E402
 from rnnkit.runtime.errors import ConfigError  # noqa: E402
 from rnnkit.runtime.files import _temp_prefix, atomic_path, exclusive_lock  # noqa: E402
+from rnnkit.train import config as config_module  # noqa: E402
+from rnnkit.train import trainer as trainer_module  # noqa: E402
 from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from rnnkit.train.outfolder import LOCK_NAME, OUTPUT_NAMES  # noqa: E402
 from rnnkit.train.trainer import train  # noqa: E402
@@ -145,6 +148,21 @@ def test_a_lock_is_held_against_this_process_too_and_released_after(tmp_path):
         pass
     with exclusive_lock(lock, "busy {pid}"):  # released: taken again at once
         assert lock.read_text().strip() == str(os.getpid())
+
+
+def test_a_folder_named_with_braces_is_named_as_it_is_when_in_use(tmp_path):
+    out = tmp_path / "runs" / "{a}{pid}}{"  # a text that str.format would choke on, and {pid} itself
+    out.mkdir(parents=True)
+    says = f"{out} is in use by another training run (pid {os.getpid()}); wait for it to end or choose another --out"
+    with exclusive_lock(out / LOCK_NAME, "held"):
+        with pytest.raises(WriteError) as info:
+            train(hello(out))
+        assert str(info.value) == says
+        result = CliRunner().invoke(cli, ["train", *HELLO, "--out", str(out)])
+        assert result.exit_code == 1 and says in result.output, result.output
+        with pytest.raises(WriteError, match=re.escape(f"{{a}} {{}} busy {os.getpid()}")), \
+                exclusive_lock(out / LOCK_NAME, "{a} {} busy {pid}"):
+            pass
 
 
 @pytest.mark.parametrize("plant", ["symlink", "hardlink", "fifo"])
@@ -279,6 +297,38 @@ def test_force_starts_over_removing_only_what_a_run_writes(tmp_path):
     assert (out / "notes.txt").read_text() == "mine" and elsewhere.is_file()
     assert not (out / "checkpoint.pt").is_symlink()
     assert sorted(p.name for p in out.iterdir()) == sorted([*(p.name for p in fresh.out.iterdir()), "notes.txt"])
+
+
+def _nan_loss(batch_loss):
+    def nan(*args, **kwargs):
+        loss, logits, state = batch_loss(*args, **kwargs)
+        return loss * math.nan, logits, state
+    return nan
+
+
+@pytest.mark.parametrize("breaks", ["missing data", "a model too large", "a loss NaN at the first step"])
+def test_force_with_a_run_that_cannot_start_leaves_the_previous_run_as_it_was(tmp_path, monkeypatch, breaks):
+    out = tmp_path / "run"
+    train(hello(out))
+    before = listing(out)
+    assert {"checkpoint.pt", "last.pt"} <= set(before)
+    config = dataclasses.replace(hello(out, epochs=3), force=True)
+    if breaks == "missing data":
+        config = dataclasses.replace(config, data=str(tmp_path / "missing.txt"))
+        result = CliRunner().invoke(cli, ["train", *HELLO, "--out", str(out), "--force", "--data", config.data])
+        assert result.exit_code == 1 and "missing.txt: file does not exist" in result.output, result.output
+        assert listing(out) == before
+    elif breaks == "a model too large":
+        monkeypatch.setattr(config_module, "MAX_PARAMETERS", 10)
+    else:
+        monkeypatch.setattr(trainer_module, "batch_loss", _nan_loss(trainer_module.batch_loss))
+    with pytest.raises(RnnkitError) as info:
+        train(config)
+    kind = {"missing data": "DataError", "a model too large": "ConfigError"}.get(breaks, "TrainingError")
+    assert type(info.value).__name__ == kind, info.value
+    assert not isinstance(info.value, TrainingError) or "no checkpoint was written" in str(info.value)
+    assert listing(out) == before  # nothing removed: the old run still loads and resumes
+    assert load_checkpoint(out, name="last.pt")["progress"]["done"]
 
 
 def test_force_into_a_new_folder_is_a_plain_run_and_force_with_resume_a_usage_error(tmp_path):

@@ -8,9 +8,11 @@ line, before anything in the folder changes, and the unedited file still resumes
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import shutil
+import signal
 import struct
 import zipfile
 from collections.abc import Callable
@@ -26,8 +28,9 @@ from rnnkit.export import export_onnx  # noqa: E402
 from rnnkit.runtime.errors import CheckpointError  # noqa: E402
 from rnnkit.train import checkpoint as ckpt_module  # noqa: E402
 from rnnkit.train import trainer  # noqa: E402
-from rnnkit.train.checkpoint import check_resumable, load_checkpoint  # noqa: E402
+from rnnkit.train.checkpoint import load_checkpoint  # noqa: E402
 from rnnkit.train.config import TrainConfig  # noqa: E402
+from rnnkit.train.resume_checks import check_resumable  # noqa: E402
 from rnnkit.train.trainer import train  # noqa: E402
 
 
@@ -185,6 +188,19 @@ def without_progress(key) -> Callable[[dict], None]:
     return lambda last: last["progress"].pop(key)
 
 
+def scheduler(key, value) -> Callable[[dict], None]:
+    return lambda last: last["scheduler"].__setitem__(key, value)
+
+
+def shared(width: int, levels: int) -> list:
+    """A list holding one list ``width`` times, ``levels`` deep: a pickle stores it in a few hundred
+    bytes (it refers back to what it holds), and a walk of it as a tree meets ``width**levels`` values."""
+    value: list = [1.0]
+    for _ in range(levels):
+        value = [value] * width
+    return value
+
+
 EDITS = {
     "no loss_count": (without_progress("loss_count"), "progress.loss_count is missing or of the wrong type"),
     "done as 1": (progress("done", 1), "progress.done is missing or of the wrong type"),
@@ -206,6 +222,13 @@ EDITS = {
                              "history[0] is not the record of epoch 1"),
     "history holding a set": (lambda last: last["history"][0].__setitem__("valid", {"a": {1, 2}}),
                               "holds something other than plain numbers"),
+    "history sharing one list 50**6 times": (lambda last: last["history"][0].__setitem__("x", shared(50, 6)),
+                                             "history[0] holds the same list or dict twice"),
+    "history records sharing a dict": (lambda last: last["history"][0].__setitem__("valid", last["history"][0]),
+                                       "history[0] holds the same list or dict twice"),
+    "history record of 20,000 values": (lambda last: last["history"][0].__setitem__("x", list(range(20_000))),
+                                        "history[0] holds more than 10,000 values"),
+    "seconds beyond any float": (progress("seconds", 2**2000), "progress.seconds is 1148130695274254524…, not a"),
     "rng of int64": (lambda last: last["rng"].__setitem__("torch", last["rng"]["torch"].long()), "rng.torch"),
     "rng.cuda as text": (lambda last: last["rng"].__setitem__("cuda", "gpu"), "rng.cuda is not"),
     "moment NaN": (moment("exp_avg", lambda t: t * math.nan), "optimizer.state[0] holds NaN or infinity"),
@@ -220,6 +243,13 @@ EDITS = {
                                "scheduler.last_epoch is '16'"),
     "base lr NaN": (lambda last: last["scheduler"].__setitem__("base_lrs", [math.nan]), "scheduler.base_lrs"),
     "last lr inf": (lambda last: last["scheduler"].__setitem__("_last_lr", [math.inf]), "scheduler._last_lr"),
+    # LambdaLR.load_state_dict copies every key onto the scheduler: "optimizer" broke its first step
+    "scheduler holding an optimizer": (scheduler("optimizer", 0), "scheduler holds 'optimizer', which a"),
+    "scheduler holding a stranger": (scheduler("lr_lambda", "x"), "scheduler holds 'lr_lambda'"),
+    "scheduler step count as a float": (scheduler("_step_count", 3.5), "scheduler._step_count is 3.5"),
+    "scheduler flag as text": (scheduler("_is_initial", "no"), "scheduler._is_initial is 'no', not True or False"),
+    "scheduler lambda with state": (scheduler("lr_lambdas", [{"x": 1}]), "scheduler.lr_lambdas is not the state"),
+    "scheduler lambdas as a tensor": (scheduler("lr_lambdas", torch.zeros(1)), "scheduler.lr_lambdas is not"),
     "carry of one tensor for lstm": (lambda last: last.__setitem__("carry", last["carry"][0]),
                                      "carry is not the state of a 'lstm' cell"),
     "carry float64": (lambda last: last.__setitem__("carry", tuple(t.double() for t in last["carry"])),
@@ -234,6 +264,10 @@ EDITS = {
                             "the optimizer holds"),
     "weight decay not the run's": (group("weight_decay", 0.5), "weight_decay is 0.5, this run's is 0.01"),
     "amsgrad switched on": (group("amsgrad", True), "amsgrad is True"),
+    "amsgrad as a tensor": (group("amsgrad", torch.zeros(2)), "amsgrad is a Tensor, this run's is False"),
+    "foreach as text": (group("foreach", "yes"), "foreach is 'yes', this run's is None"),
+    "betas as a tensor": (group("betas", torch.tensor([0.9, 0.999])), "betas is not a pair in [0, 1)"),
+    "maximize as 1": (group("maximize", 1), "maximize is 1, this run's is False"),
     "step beyond the plan": (both_steps(10_000), "progress.step is 10000, more than the"),
     "carry of other rows": (lambda last: last.__setitem__("carry", tuple(t[:, :2] for t in last["carry"])),
                             "carry has shape (2, 2, 8), the model and data need (2, 4, 8)"),
@@ -242,6 +276,25 @@ EDITS = {
     "a weight missing": (lambda last: last["model"].pop("embedding.weight"),
                          "embedding.weight is missing, the config needs"),
 }
+
+
+@contextlib.contextmanager
+def within(seconds: int):
+    """Fail (rather than hang) a block that takes longer than ``seconds``, where SIGALRM exists."""
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def late(signum, frame):
+        raise AssertionError(f"took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, late)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.parametrize("name", EDITS)
@@ -254,7 +307,7 @@ def test_an_edited_last_pt_is_refused_before_anything_changes(interrupted, tmp_p
     edit(last)
     torch.save(last, out / "last.pt")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    with pytest.raises(CheckpointError, match="cannot be resumed: ") as info:
+    with pytest.raises(CheckpointError, match="cannot be resumed: ") as info, within(60):
         train(TrainConfig(**{**config.to_dict(), "out": str(out)}), resume=True)
     assert says in str(info.value) and "\n" not in str(info.value) and len(str(info.value)) < 600
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -277,3 +330,79 @@ def test_labels_that_repeat_cannot_be_resumed(interrupted):
     last.update(task="classify", labels=["pos", "pos"], carry=None)
     with pytest.raises(CheckpointError, match="labels are empty or repeat a label"):
         check_resumable(last, "last.pt")
+
+
+def test_a_history_of_shared_lists_is_a_small_file(interrupted, tmp_path):
+    last = torch.load(interrupted[0] / "last.pt", weights_only=True)
+    small = tmp_path / "small.pt"
+    torch.save({"x": shared(50, 6)}, small)
+    assert small.stat().st_size < 4_000  # what the edit above adds: a kilobyte or two
+    last["history"][0]["x"] = shared(50, 7)  # 50**7 values as a tree, 7 lists in the file
+    with within(20), pytest.raises(CheckpointError, match="holds the same list or dict twice"):
+        check_resumable(last, "last.pt")
+
+
+def test_a_payload_that_shares_lists_elsewhere_loads_at_once(ckpt, tmp_path):
+    payload = torch.load(ckpt, weights_only=True)
+    payload["metrics"] = {"x": shared(50, 7)}  # the tensor check walks every list, each once
+    torch.save(payload, tmp_path / "shared.pt")
+    with within(20):
+        assert load_checkpoint(tmp_path / "shared.pt")["task"] == "classify"
+
+
+def stride_0(shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
+    """A tensor of ``shape`` over a storage of one element (every stride 0): torch.save keeps it so."""
+    return torch.zeros(1, dtype=dtype).as_strided(shape, (0,) * len(shape))
+
+
+STRIDES = {  # (edit, the elements the tensor claims)
+    "a moment": (moment("exp_avg", lambda t: stride_0((2**30,))), 2**30),
+    "the carried state": (lambda last: last.__setitem__("carry", (stride_0((2, 2**26, 8)),) * 2), 2**30),
+    "a weight": (lambda last: last["model"].__setitem__("embedding.weight",
+                                                         stride_0(tuple(last["model"]["embedding.weight"].shape))),
+                 None),
+    "the random state": (lambda last: last["rng"].__setitem__("torch", stride_0((5056,), torch.uint8)), 5056),
+    "a moment's step": (moment("step", lambda t: stride_0((2**30,))), 2**30),
+}
+
+
+@pytest.mark.parametrize("name", STRIDES)
+def test_a_tensor_claiming_more_than_its_storage_is_refused_before_any_element_is_read(interrupted, tmp_path,
+                                                                                        name):
+    source, config = interrupted
+    out = tmp_path / "run"
+    shutil.copytree(source, out)
+    edit, claimed = STRIDES[name]
+    last = torch.load(out / "last.pt", weights_only=True)
+    edit(last)
+    torch.save(last, out / "last.pt")
+    assert (out / "last.pt").stat().st_size < 2 * (source / "last.pt").stat().st_size  # a few bytes of storage
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(CheckpointError) as info:
+        train(TrainConfig(**{**config.to_dict(), "out": str(out)}), resume=True)
+    says = str(info.value)
+    assert "is damaged or was edited: tensor checkpoint." in says and " over a storage of " in says, says
+    if claimed is not None:
+        assert f"claims {claimed:,} elements" in says
+    assert "\n" not in says and len(says) < 600
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("make,says", [
+    (lambda shape: stride_0(shape), "over a storage of 4 bytes"),
+    (lambda shape: torch.empty(shape, device="meta"), "holds no data (a meta tensor)"),
+    (lambda shape: torch.zeros(shape).to_sparse(), "is not dense (torch.sparse_coo)"),
+])
+def test_a_best_checkpoint_with_a_forged_weight_is_refused_by_load_and_export(ckpt, tmp_path, make, says):
+    payload = torch.load(ckpt, weights_only=True)
+    name = next(iter(payload["model"]))
+    payload["model"][name] = make(tuple(payload["model"][name].shape))
+    forged = tmp_path / "forged.pt"
+    torch.save(payload, forged)
+    for call in (lambda: load_checkpoint(forged), lambda: export_onnx(forged, tmp_path / "m.onnx")):
+        with pytest.raises(CheckpointError, match=f"tensor checkpoint.model.{name} "):
+            call()
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(forged)
+    assert says in str(info.value)
+    assert not (tmp_path / "m.onnx").exists()

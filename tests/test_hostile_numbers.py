@@ -17,9 +17,9 @@ torch = pytest.importorskip("torch")
 
 from factory import tiny_onnx  # noqa: E402
 
-from rnnkit.runtime import ConfigError, InputError, RnnkitError, load_model  # noqa: E402
+from rnnkit.runtime import ConfigError, RnnkitError, load_model  # noqa: E402
 from rnnkit.runtime.cli import main  # noqa: E402
-from rnnkit.runtime.errors import CheckpointError, TrainingError  # noqa: E402
+from rnnkit.runtime.errors import CheckpointError, NonFiniteError, TrainingError  # noqa: E402
 from rnnkit.runtime.sampling import MAX_SEED, Sampler  # noqa: E402
 from rnnkit.train import config as config_module  # noqa: E402
 from rnnkit.train import trainer as trainer_module  # noqa: E402
@@ -332,7 +332,7 @@ def test_logits_that_are_not_numbers_cannot_be_sampled(bad):
     logits = np.array([0.1, bad, 0.3], dtype=np.float32)
     for temperature in (0, 1.0):
         s = Sampler(temperature=temperature, seed=0)
-        with pytest.raises(InputError, match="the logits hold NaN or infinity"):
+        with pytest.raises(NonFiniteError, match="the logits hold NaN or infinity"):
             s.choose(logits, s.rng())
 
 

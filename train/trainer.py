@@ -19,20 +19,14 @@ from rnnkit.runtime.tokenizers import CharTokenizer, Tokenizer, WordTokenizer
 from rnnkit.runtime.vocab import Vocabulary
 
 from .batches import LMStream, SequenceSet, encode_split, largest_batch, tokenize_examples
-from .checkpoint import (
-    BEST_NAME,
-    LAST_NAME,
-    check_resumable,
-    check_resume_fits,
-    load_checkpoint,
-    save_checkpoint,
-)
+from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig, check_exportable_model, check_model_size
 from .data import Dataset, check_exportable, load_data, split_examples
 from .evaluate import batch_loss, evaluate, primary_metric
 from .model import ModelConfig, RNNModel, detach_state
 from .outfolder import LOCK_NAME, OUTPUT_NAMES, killed_before_first_snapshot, resumed_config, start_over
 from .report import plot_loss, write_metrics
+from .resume_checks import check_resumable, check_resume_fits
 
 __all__ = ["TrainResult", "train"]
 
@@ -57,7 +51,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) 
     run with the same config would have ended, bit for bit on CPU. Resuming a finished run
     returns its result and writes nothing. A folder that holds a run needs ``resume=True`` or
     ``config.force`` (start over: the previous run's checkpoints and reports are removed, other
-    files are left alone).
+    files are left alone; only once the new run's data and options have passed every check, just
+    before it writes its first file, so a run that cannot start leaves the previous one intact).
 
     One run writes a folder at a time: the run holds a lock on ``out/.rnnkit-train.lock``
     (``flock``, released by the operating system however the process ends), and a second run
@@ -81,16 +76,17 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) 
     check_writable(out, "--out folder")  # before the data is read and an epoch is spent
     for name in OUTPUT_NAMES:  # a device or a pipe planted under an output's name is never replaced
         check_replaceable(out / name)
-    busy = f"{out} is in use by another training run (pid {{pid}}); wait for it to end or choose another --out"
+
+    def busy(pid: str) -> str:  # a function, not a template: the folder's name may hold "{" or "}"
+        return f"{out} is in use by another training run (pid {pid}); wait for it to end or choose another --out"
+
     with exclusive_lock(out / LOCK_NAME, busy):
         return _train_locked(config, out, resume=resume, progress=progress)
 
 
 def _train_locked(config: TrainConfig, out: Path, *, resume: bool, progress: bool) -> TrainResult:
     state = None
-    if config.force:
-        start_over(out)
-    elif resume and not (out / LAST_NAME).is_file() and killed_before_first_snapshot(out, config):
+    if resume and not (out / LAST_NAME).is_file() and killed_before_first_snapshot(out, config):
         log.warning("the run in %s stopped before its first snapshot (%s); starting it again", out, LAST_NAME)
         resume = False
     elif resume:
@@ -105,9 +101,10 @@ def _train_locked(config: TrainConfig, out: Path, *, resume: bool, progress: boo
                 log.info("the run in %s already finished; nothing to resume", out)
                 return _result_from(out, best)
             # Stopped after its last epoch but before the test and the final reports: do those.
-    elif (out / LAST_NAME).exists() or (out / BEST_NAME).exists():
+    elif not config.force and ((out / LAST_NAME).exists() or (out / BEST_NAME).exists()):
         raise ConfigError(f"{out} already holds a training run: pass --resume to continue it, "
                           "--force to start over, or choose another --out")
+    # With --force the previous run's files stay until the new run writes its first (_Run._clear_old_run).
     return _Run(config, state, progress).run()
 
 
@@ -179,6 +176,7 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.carry = None
         self.saved_step: int | None = None  # the step of the last.pt this run wrote or resumed from
+        self.old_run_left = c.force  # --force: the previous run's files, until this run writes its first
         if resumed:
             self._restore(resumed)
 
@@ -202,7 +200,7 @@ class _Run:
                 self._loop(bar)
         except KeyboardInterrupt:
             bar.close()
-            if (self.out / LAST_NAME).exists():
+            if self.saved_step is not None:  # (a last.pt of the run --force replaces is not this run's)
                 log.warning("interrupted at step %d; --resume (resume=True) continues from the last snapshot, %s",
                             self.pos["step"], self.out / LAST_NAME)
             raise
@@ -305,6 +303,7 @@ class _Run:
                  self.metric_name, value, " (best)" if improved else "")
         if improved:
             pos.update(best=list(key), best_epoch=pos["epoch"] + 1, bad_epochs=0)
+            self._clear_old_run()
             save_checkpoint(self._payload(best=True, metrics={"valid": valid}), self.out / BEST_NAME)
         else:
             pos["bad_epochs"] += 1
@@ -364,8 +363,19 @@ class _Run:
                            carry=None if self.carry is None else _to_cpu(self.carry))
         return payload
 
+    def _clear_old_run(self) -> None:
+        """--force: remove the previous run's outputs once, just before this run writes its first file.
+
+        Every check of the new run's data and options has passed by then: a run that cannot
+        start (bad data, a model too large, an option export would refuse) leaves the old one as it was.
+        """
+        if self.old_run_left:
+            start_over(self.out)
+            self.old_run_left = False
+
     def _save_last(self) -> None:
         self._check_finite_weights()
+        self._clear_old_run()
         save_checkpoint(self._payload(best=False), self.out / LAST_NAME)
         self.saved_step = self.pos["step"]
 
@@ -398,6 +408,7 @@ class _Run:
     def _write_reports(self, final: dict | None = None) -> dict[str, Path]:
         summary = {"config": self.config.to_dict(), "split": self.split.summary(),
                    "metric": self.metric_name, "final": final or {}}
+        self._clear_old_run()
         files = write_metrics(self.out, self.history, summary)
         if final is not None:
             plot = plot_loss(self.out, self.history, f"{self.config.task} · {self.config.cell} · {self.config.data}")
