@@ -34,7 +34,18 @@ __all__ = [
 
 
 class RnnkitError(Exception):
-    """Base class of every error rnnkit raises on purpose."""
+    """Base class of every error rnnkit raises on purpose.
+
+    A message is one line whatever it quotes: control characters in it (a path or a label with a
+    newline, say) are escaped.
+    """
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str):
+            from .text import printable
+
+            args = (printable(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class RnnkitWarning(UserWarning):

@@ -347,3 +347,18 @@ def test_what_a_graph_computes_sets_its_budget(files, tmp_path):
     assert grown.call_length(8) < plain.call_length(8)
     assert grown.budget.max_batch() < 64 <= plain.budget.max_batch()  # classify shrinks its batches to fit
     assert [p.label for p in grown.classify(TEXTS)] == [p.label for p in plain.classify(TEXTS)]
+
+
+def test_an_error_that_quotes_a_path_with_a_newline_is_one_line(tmp_path, files):
+    from rnnkit.runtime import ModelNotFoundError
+
+    forged = tmp_path / "m.onnx\nError: forged\x1b[2J"
+    with pytest.raises(ModelNotFoundError) as info:
+        load_model(forged)
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
+    assert "m.onnx\\nError: forged\\x1b[2J" in str(info.value)
+    bad = tmp_path / "bad\nname.onnx"
+    bad.write_bytes(b"\x00" * 10)
+    with pytest.raises(RnnkitError) as info:
+        load_model(bad)
+    assert "\n" not in str(info.value)
