@@ -144,7 +144,7 @@ class TagStream:
         # ``stream`` and ``held``: the parts of a forked or restored tag stream
         self.model = model
         self._key = check_key(key)  # signs this tag stream's snapshots (and its forks')
-        self.stream = Stream(model) if stream is None else stream
+        self.stream = Stream(model, key=key) if stream is None else stream  # its snapshots signed alike
         self._k = model.metadata.lookahead
         self._bmes = model.metadata.tag_scheme == "bmes"
         self._open = _Open() if held is None else held
@@ -188,7 +188,7 @@ class TagStream:
         header, state, logits = unpack(model, data, "tag", key=key)
         held = _Open.from_json(header.get("tag"), header["pending"], model.labels, consumed=header["consumed"],
                                lookahead=model.metadata.lookahead)
-        stream = Stream(model)
+        stream = Stream(model, key=key)
         stream.load(state, logits, header["consumed"])
         return cls(model, stream=stream, held=held, key=key)
 

@@ -241,3 +241,20 @@ def test_the_largest_counter_restores(models):
     raw = json.dumps(header).encode()
     data = HEADER.pack(b"RNNKSNAP", 2, len(raw)) + raw + values.tobytes()
     assert model.stream(data + hashlib.blake2b(data, digest_size=16).digest()).consumed == 2**53
+
+
+def test_a_signed_tag_streams_inner_stream_signs_too(tmp_path):
+    from factory import tiny_onnx
+
+    from rnnkit.runtime import StateError, load_model
+
+    model = load_model(tiny_onnx(tmp_path, task="tag", cell="gru"))
+    secret = b"k" * 32
+    for ts in (model.tag_stream(key=secret), model.tag_stream(model.tag_stream(key=secret).snapshot(), key=secret)):
+        ts.feed("我爱北京")
+        inner = ts.stream.snapshot()
+        assert model.stream(inner, key=secret).consumed == ts.stream.consumed
+        with pytest.raises(StateError):
+            model.stream(inner)  # signed: refused without the key
+        fork = ts.fork()
+        assert model.stream(fork.stream.snapshot(), key=secret).consumed == ts.stream.consumed
