@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import INPUT_TOKENS, ModelSpec
+from .contract import INPUT_TOKENS, KEYS, ModelSpec
 from .errors import MetadataError, ModelFileError, NonFiniteError
 from .onnxfile import OnnxModel, Tensor
-from .shapes import ShapeRefused, infer_shapes
+from .shapes import ShapeRefused, broadcast, elements, infer_shapes
+from .text import byte_size
 
 __all__ = ["DEFAULT_CALL_BYTES", "MAX_WEIGHT_BYTES", "OPERATORS", "Budget", "check_model"]
 
@@ -104,12 +105,12 @@ def check_model(model: OnnxModel, spec: ModelSpec, path: Path, *, max_call_bytes
     state_bytes = 4 * max(usage.per_row, spec.n_state * spec.layers * spec.hidden)
     budget = Budget(row_bytes, state_bytes, weight_bytes, max_call_bytes)
     if weight_bytes > MAX_WEIGHT_BYTES:
-        raise ModelFileError(f"{path} declares {_size(weight_bytes)} of weights, more than rnnkit loads "
-                             f"({_size(MAX_WEIGHT_BYTES)}); refused")
+        raise ModelFileError(f"{path} declares {byte_size(weight_bytes)} of weights, more than rnnkit loads "
+                             f"({byte_size(MAX_WEIGHT_BYTES)}); refused")
     if budget.max_seq(1) < 1:
-        raise ModelFileError(f"{path}: one token of one row needs {_size(budget.call_bytes(1, 1))} "
+        raise ModelFileError(f"{path}: one token of one row needs {byte_size(budget.call_bytes(1, 1))} "
                              f"(logits {spec.n_out}, state {spec.layers} × {spec.hidden}, embedding {spec.embed}), "
-                             f"more than the {_size(max_call_bytes)} a call may use (max_call_bytes)")
+                             f"more than the {byte_size(max_call_bytes)} a call may use (max_call_bytes)")
     return budget
 
 
@@ -231,7 +232,7 @@ def _check_tensor(tensor: Tensor, path: Path, folder: Path) -> None:
     elif tensor.raw is not None:
         if len(tensor.raw) != need:
             raise ModelFileError(f"{path}: tensor {tensor.name!r} declares {list(tensor.dims)} "
-                                 f"({_size(need)}) but holds {_size(len(tensor.raw))}; the file is corrupt")
+                                 f"({byte_size(need)}) but holds {byte_size(len(tensor.raw))}; the file is corrupt")
     elif tensor.elements > tensor.data_bytes:  # a typed value takes at least one byte
         raise ModelFileError(f"{path}: tensor {tensor.name!r} declares {list(tensor.dims)} but holds fewer values; "
                              "the file is corrupt")
@@ -279,8 +280,8 @@ def _check_external(tensor: Tensor, need: int, path: Path, folder: Path) -> None
     except ValueError as e:
         raise ModelFileError(f"{path}: tensor {tensor.name!r} has an unreadable external offset or length") from e
     if offset < 0 or length != need or offset + length > size:
-        raise ModelFileError(f"{path}: tensor {tensor.name!r} declares {list(tensor.dims)} ({_size(need)}) but "
-                             f"its weight data {location!r} holds {_size(max(0, min(length, size - offset)))} "
+        raise ModelFileError(f"{path}: tensor {tensor.name!r} declares {list(tensor.dims)} ({byte_size(need)}) but "
+                             f"its weight data {location!r} holds {byte_size(max(0, min(length, size - offset)))} "
                              "there; the files do not belong together")
 
 
@@ -289,7 +290,7 @@ def _check_nodes(model: OnnxModel, spec: ModelSpec, path: Path, constants: dict[
     """Check each node's sizes against the metadata; return the constants' bytes once folded."""
     known = set(constants) | set(spec.input_names)
     recurrent = embedding = heads = 0
-    weight_bytes = sum(_bytes(t.dims, 4) for t in model.initializers)
+    weight_bytes = sum(4 * elements(t.dims) for t in model.initializers)
     for node in model.nodes:
         ins = [i for i in node.inputs if i]
         missing = [i for i in ins if i not in known]
@@ -316,7 +317,7 @@ def _check_nodes(model: OnnxModel, spec: ModelSpec, path: Path, constants: dict[
                                     f"not hidden × n_out = [{spec.hidden}, {spec.n_out}]; re-export the model", None)
     if recurrent != spec.layers:
         raise MetadataError(f"inconsistent model: the graph has {recurrent} recurrent layer(s) but the metadata's "
-                            f"layers is {spec.layers}; re-export the model", "rnnkit.layers")
+                            f"layers is {spec.layers}; re-export the model", KEYS.LAYERS)
     if embedding != 1 or heads != 1:
         raise ModelFileError(f"{path}: rnnkit's graphs have one embedding and one output layer, this one "
                              f"{embedding} and {heads}; refused")
@@ -328,13 +329,13 @@ def _check_recurrent(node, spec: ModelSpec, path: Path) -> None:
     want = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}[spec.cell]
     if op != want and not (op == "DynamicQuantizeLSTM" and spec.cell == "lstm"):
         raise MetadataError(f"inconsistent model: the graph's cell is {op} but the metadata's is {spec.cell!r}; "
-                            "re-export the model", "rnnkit.cell")
+                            "re-export the model", KEYS.CELL)
     attrs = node.attributes
     size = attrs.get("hidden_size")
     if size is None or size.i != spec.hidden:
         raise MetadataError(f"inconsistent model: a {op} node has hidden_size "
                             f"{None if size is None else size.i} but the metadata's hidden is {spec.hidden}; "
-                            "re-export the model", "rnnkit.hidden")
+                            "re-export the model", KEYS.HIDDEN)
     direction = attrs.get("direction")
     layout = attrs.get("layout")
     if (direction is not None and direction.s != b"forward") or (layout is not None and layout.i != 0):
@@ -354,7 +355,7 @@ def _check_embedding(node, spec: ModelSpec, path: Path, constants: dict[str, tup
     spec.check_graph(n_out=None, layers=None, hidden=None, vocab_rows=rows[0])
     if rows[1] != spec.embed:
         raise MetadataError(f"inconsistent model: the embedding is {rows[1]} wide but the metadata's embed is "
-                            f"{spec.embed}; re-export the model", "rnnkit.embed")
+                            f"{spec.embed}; re-export the model", KEYS.EMBED)
 
 
 def _fold(node, constants: dict[str, tuple[int, ...]], path: Path) -> int:
@@ -367,39 +368,15 @@ def _fold(node, constants: dict[str, tuple[int, ...]], path: Path) -> int:
     if node.op_type == "Cast":
         out = shapes[0]
     else:
-        out = _broadcast(shapes, path)
-        if _elements(out) > max(_elements(s) for s in shapes):
+        try:
+            out = broadcast("Mul", shapes)
+        except ShapeRefused as e:
+            raise ModelFileError(f"{path}: constants of shapes {[list(s) for s in shapes]} do not broadcast") from e
+        if elements(out) > max(elements(s) for s in shapes):
             raise ModelFileError(f"{path}: a Mul of constants {[list(s) for s in shapes]} would build a larger "
                                  f"tensor {list(out)} while it loads; refused")
     for name in node.outputs:
         constants[name] = out
-    return _bytes(out, 4)
+    return 4 * elements(out)
 
 
-def _broadcast(shapes: list[tuple[int, ...]], path: Path) -> tuple[int, ...]:
-    rank = max(len(s) for s in shapes)
-    out = []
-    for axis in range(rank):
-        sizes = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0} - {1}
-        if len(sizes) > 1:
-            raise ModelFileError(f"{path}: constants of shapes {[list(s) for s in shapes]} do not broadcast")
-        out.append(sizes.pop() if sizes else 1)
-    return tuple(out)
-
-
-def _elements(dims: tuple[int, ...]) -> int:
-    n = 1
-    for d in dims:
-        n *= d
-    return n
-
-
-def _bytes(dims: tuple[int, ...], item: int) -> int:
-    return _elements(dims) * item
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"

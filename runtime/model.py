@@ -29,6 +29,7 @@ from .sampling import Sampler, StopMatcher
 from .session import Providers, make_session, read_model_file
 from .stream import FEED_CHARS, Stream
 from .tagging import TagResult, TagStream
+from .text import byte_size
 from .tokenizers import Tokenizer, tokenizer_from_config
 
 __all__ = ["Model", "Prediction", "TagResult", "TensorInfo", "load_model"]
@@ -165,9 +166,10 @@ class Model:
         fits = self.budget.max_seq(batch)
         if fits < 1:
             need, cap = self.budget.call_bytes(batch, 1), self.budget.max_call_bytes
-            raise BudgetError(f"a batch of {batch} rows needs {_size(need)} a step ({_size(self.budget.row_bytes)} "
+            token = byte_size(self.budget.row_bytes)
+            raise BudgetError(f"a batch of {batch} rows needs {byte_size(need)} a step ({token} "
                               f"a token: logits {self.n_out}, state {self.metadata.layers} × {self.metadata.hidden}), "
-                              f"more than the {_size(cap)} a call may use: use smaller batches or raise "
+                              f"more than the {byte_size(cap)} a call may use: use smaller batches or raise "
                               "max_call_bytes", need, cap)
         return min(CALL_STEPS, fits)
 
@@ -189,8 +191,9 @@ class Model:
         batch, seq = tokens.shape
         need, cap = self.budget.call_bytes(batch, seq), self.budget.max_call_bytes
         if need > cap:
-            raise BudgetError(f"a call of {batch} × {seq} tokens needs {_size(need)} ({_size(self.budget.row_bytes)} "
-                              f"a token), more than the {_size(cap)} a call may use: feed it through "
+            token = byte_size(self.budget.row_bytes)
+            raise BudgetError(f"a call of {batch} × {seq} tokens needs {byte_size(need)} ({token} "
+                              f"a token), more than the {byte_size(cap)} a call may use: feed it through "
                               "run_chunks or streams, use smaller batches, or raise max_call_bytes", need, cap)
         lo, hi = int(tokens.min()), int(tokens.max())
         if lo < 0 or hi >= len(self.vocab):
@@ -235,27 +238,24 @@ class Model:
             yield start, logits
 
     def _start(self) -> tuple[list[np.ndarray], np.ndarray | None]:
-        """Where every stream begins: after ``<bos>`` for lm (documents were framed so), else zeros."""
+        """Where every stream begins: after ``<bos>`` for lm (documents were framed so), else zeros.
+
+        One step runs at load either way (an lm's ``<bos>``, else the last token id), so a graph
+        onnxruntime cannot run, or whose weights give NaN, fails here rather than at the first
+        call. Its sizes were checked from the file's bytes before the session existed.
+        """
         import onnxruntime
 
-        last = np.array([[len(self.vocab) - 1]], np.int64)
+        token = self.vocab.bos_id if self.task == "lm" else len(self.vocab) - 1
         quiet = onnxruntime.RunOptions()
         quiet.log_severity_level = 4  # the failure is ours to report, not onnxruntime's to print
-        try:  # the embedding has a row for every id, or every text with that token would fail later
-            out = self._session.run(None, self.metadata.feed(last, self.zero_state(1)), quiet)
+        try:
+            out = self._session.run(None, self.metadata.feed(np.array([[token]], np.int64), self.zero_state(1)),
+                                    quiet)
         except Exception as e:  # onnxruntime's pybind errors
             why = " ".join(str(e).split())[:200]
-            raise MetadataError(f"inconsistent model: the graph cannot embed token id {last[0, 0]} of the "
-                                f"{len(self.vocab)}-token vocabulary ({why}); re-export the model",
-                                "rnnkit.vocab") from e
-        s = self.metadata  # a graph with dynamic dimensions shows its real ones only when it runs
-        want = [(1, 1, self.n_out)] + [s.state_shape(1)] * s.n_state
-        got = [tuple(np.shape(a)) for a in out]
-        if got != want:
-            raise MetadataError(f"inconsistent model: one step gives outputs of shapes {got} but the metadata "
-                                f"says {want}; re-export the model", None)
-        if self.task == "lm":
-            out = self._session.run(None, s.feed(np.array([[self.vocab.bos_id]], np.int64), self.zero_state(1)))
+            raise MetadataError(f"inconsistent model: onnxruntime cannot run one step of the graph ({why}); "
+                                "re-export the model", None) from e
         if not all(np.isfinite(a).all() for a in out):
             raise NonFiniteError(f"{self.path}: one step of the model gives NaN or infinite values; its weights "
                                  "are corrupt: re-export a good checkpoint")
@@ -423,13 +423,6 @@ class Model:
         s = self.metadata
         return (f"Model({self.path.name!r}, task={s.task!r}, cell={s.cell!r}, layers={s.layers}, "
                 f"hidden={s.hidden}, vocab={len(s.vocab)}, providers={self.providers})")
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
 
 
 def _a(task: str) -> str:

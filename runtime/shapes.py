@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from .contract import INPUT_TOKENS, ModelSpec
 from .onnxfile import Node
 
-__all__ = ["ShapeRefused", "Usage", "infer_shapes"]
+__all__ = ["ShapeRefused", "Usage", "broadcast", "elements", "infer_shapes"]
 
 Dim = int | str  # a size, or "B" / "T"
 Shape = tuple[Dim, ...]
@@ -36,7 +36,7 @@ class Usage:
         self.workspace = 0  # the recurrent kernels' gates, per token of one row
 
     def add(self, shape: Shape) -> None:
-        static = _static(shape)
+        static = elements(shape)
         if "T" in shape:
             self.per_token += static
         elif "B" in shape:
@@ -105,7 +105,7 @@ def _outputs(node: Node, shapes: dict[str, Shape], values: dict[str, tuple[int, 
             raise ShapeRefused(f"{op} of shapes {_show(a)} and {_show(b)}")
         return [(*a[:-1], b[1])]
     if op in ("Add", "Mul"):
-        return [_broadcast(op, ins)]
+        return [broadcast(op, ins)]
     raise ShapeRefused(f"{op} has no shape rule")  # the allow-list names no other operator
 
 
@@ -141,7 +141,8 @@ def _concat(node: Node, ins: list[Shape]) -> Shape:
     return (*ins[0][:axis], total, *ins[0][axis + 1 :])
 
 
-def _broadcast(op: str, ins: list[Shape]) -> Shape:
+def broadcast(op: str, ins: Sequence[Shape]) -> Shape:
+    """numpy's broadcast of ``ins``; a size meets ``B`` or ``T`` only where it is 1."""
     rank = max(len(s) for s in ins)
     out: list[Dim] = []
     for axis in range(rank):
@@ -165,7 +166,8 @@ def _axis(axis: int, rank: int) -> int:
     return axis % rank
 
 
-def _static(shape: Shape) -> int:
+def elements(shape: Shape) -> int:
+    """The product of a shape's static sizes (all of it, for a constant's)."""
     n = 1
     for d in shape:
         if isinstance(d, int):

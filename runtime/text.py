@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["printable", "printable_json"]
+__all__ = ["byte_size", "printable", "printable_json"]
 
 _OTHERS = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
 _ANY = re.compile(f"[\x00-\x1f{_OTHERS}]")
@@ -67,3 +67,11 @@ def printable_json(value: Any, **kwargs: Any) -> str:
     bidi controls and lone surrogates, so the line is safe to print and decodes to ``value``.
     """
     return _BUT_C0.sub(_json_escape, json.dumps(value, ensure_ascii=False, **kwargs))
+
+
+def byte_size(n: float) -> str:
+    """``n`` bytes for a message: ``"512 bytes"``, ``"1.5 MiB"``."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} bytes"

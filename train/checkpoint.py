@@ -37,6 +37,7 @@ import torch
 from rnnkit.runtime.contract import TAG_SCHEMES, TASKS, rnnkit_version
 from rnnkit.runtime.errors import CheckpointError, ConfigError, MetadataError, WriteError
 from rnnkit.runtime.files import atomic_path
+from rnnkit.runtime.text import byte_size
 from rnnkit.runtime.tokenizers import Tokenizer, tokenizer_from_config
 from rnnkit.runtime.vocab import Vocabulary
 
@@ -231,22 +232,14 @@ def _archive_problem(members: list[zipfile.ZipInfo], size: int) -> str | None:
         if m.file_size != m.compress_size:
             return f"has a member ({name}) that declares {m.file_size:,} bytes but stores {m.compress_size:,}"
         if m.file_size > MAX_MEMBER_BYTES:
-            return f"has a member ({name}) of {_size(m.file_size)}, more than the {_size(MAX_MEMBER_BYTES)} allowed"
+            return (f"has a member ({name}) of {byte_size(m.file_size)}, more than the "
+                    f"{byte_size(MAX_MEMBER_BYTES)} allowed")
         total += m.file_size
     if total > MAX_CHECKPOINT_BYTES:
-        return f"unpacks to {_size(total)}, more than the {_size(MAX_CHECKPOINT_BYTES)} allowed"
+        return f"unpacks to {byte_size(total)}, more than the {byte_size(MAX_CHECKPOINT_BYTES)} allowed"
     if total > size:  # stored members cannot hold more than the file: entries overlap
-        return f"declares {_size(total)} of members in a file of {_size(size)} (entries that overlap)"
+        return f"declares {byte_size(total)} of members in a file of {byte_size(size)} (entries that overlap)"
     return None
-
-
-def _size(n: float) -> str:
-    units = ("bytes", "KiB", "MiB", "GiB")
-    i = 0
-    while n >= 1024 and i < len(units) - 1:
-        n /= 1024
-        i += 1
-    return f"{n:.0f} bytes" if i == 0 else f"{n:.1f} {units[i]}"
 
 
 def _short(text: str, keep: int = 60) -> str:
