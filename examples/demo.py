@@ -70,12 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             int8 = export_onnx(folder, out / f"{name}.int8.onnx", overwrite=True, quantize="int8", max_drop=0.02)
             q = int8.quantization
             m = q.get("metric", {})
-            say(f"   exported {int8.path.name}: {int8.size_bytes / 1e6:.2f} MB, quantized "
-                f"{', '.join(q['quantized_ops']) or 'nothing'}"
-                + (f" ({', '.join(q['not_quantized_ops'])} computes in fp32"
-                   + (" from int8-stored weights)" if q.get("weight_only_ops") else ")")
-                   if q.get("not_quantized_ops") else "")
-                + (f", validation {m['name']} {m['fp32']:.4f} → {m['int8']:.4f}" if m else ""))
+            say(f"   exported {int8.path.name}: {int8.size_bytes / 1e6:.2f} MB, int8 compute in "
+                f"{', '.join(q['quantized_ops']) or 'nothing'}, int8-stored weights in "
+                f"{', '.join(q['weight_only_ops']) or 'nothing'}; top-1 {q['vs_fp32']['what']} agreement with fp32 "
+                f"{q['vs_fp32']['top1_agreement']:.3f}"
+                + (f", validation {m['name']} {m['fp32']:.4f} → {m['quantized']:.4f}" if m else ""))
             int8_path = int8.path
         except QuantizationError as e:
             say(f"   int8 refused: {e}")

@@ -3,7 +3,8 @@
 from .exporter import ExportReport, export_onnx
 from .graph import DEFAULT_OPSET, trace_to_onnx
 from .parity import ParityReport, check_parity
-from .quantize import quantize_int8
+from .quantize import MODES as QUANTIZE_MODES
+from .quantize import quantize_model
 
-__all__ = ["DEFAULT_OPSET", "ExportReport", "ParityReport", "check_parity", "export_onnx", "quantize_int8",
-           "trace_to_onnx"]
+__all__ = ["DEFAULT_OPSET", "QUANTIZE_MODES", "ExportReport", "ParityReport", "check_parity", "export_onnx",
+           "quantize_model", "trace_to_onnx"]

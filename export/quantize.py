@@ -1,15 +1,27 @@
-"""int8 by onnxruntime's dynamic quantization, judged on the checkpoint's validation sample.
+"""Quantized files: the graph rewrites of ``--quantize int8 | int4 | int8-dynamic``.
 
-onnxruntime quantizes MatMul (the output layer), Gather (the embedding) and LSTM
-(``DynamicQuantizeLSTM``), with weights in a 7-bit range (``reduce_range``): on CPUs without
-VNNI its u8 × s8 kernels add pairs of products in 16 bits, which full-range weights overflow.
-It has no quantized GRU or RNN kernel, so those cells compute in
-fp32. Their weight matrices are still stored as int8 (symmetric, one scale per gate row) and
-turned back into fp32 by a ``Cast`` and a ``Mul`` of constants, which onnxruntime (and any
-runtime that folds constants) folds once at load: the file shrinks and, with graph
-optimisations on (onnxruntime's default, and always in rnnkit's runtime unless the caller's
-``sess_options`` turn them off), a step costs what it did.
-The report says which ops were quantized rather than letting "int8" imply all of them.
+Each mode starts from the checked fp32 file and rewrites its three weight-holding parts — the
+embedding, the recurrent cells, the output layer (the "head") — then says what it did.
+
+``int8`` (the default, batch-invariant)
+    The head computes in int8 with standard ONNX operators, one activation scale **per row**:
+    ``s = max |x| / 127`` over each row's hidden units, ``u8 = Round(x / s) + 128``, and
+    ``MatMulInteger(u8, W8, zero point 128)`` against weights with one scale per output column,
+    stored in a 7-bit range (±63): CPUs without VNNI add pairs of u8 × s8 products in 16 bits,
+    which full-range weights overflow (measured: top-1 agreement 0.86 at ±127, 0.97 at ±63).
+    Integer sums are exact and every other step is per element, so a row's logits do not depend
+    on the other rows of its batch or on how its text was cut into calls. The embedding and the
+    cells store int8 weights with one scale per row, ``Cast · Mul`` back to float32, which
+    onnxruntime folds once at load: they compute exactly as fp32 files do.
+``int4``
+    The head is ``com.microsoft.MatMulNBits`` (4 bits, blocks of 32, ``accuracy_level`` 4: its
+    activations are quantized per block of each row, so it is row-wise too) and the embedding
+    ``com.microsoft.GatherBlockQuantized`` (4 bits, blocks of 32); cells as in ``int8``. The
+    file is about a fifth of fp32; its answers move further from fp32's.
+``int8-dynamic``
+    onnxruntime's ``quantize_dynamic``: one activation scale **per call** (``MatMulInteger``
+    after ``DynamicQuantizeLinear``, ``DynamicQuantizeLSTM`` for LSTM cells). Its LSTM steps are
+    the fastest, and its answers depend on the batch and the chunking: the metadata says so.
 """
 
 from __future__ import annotations
@@ -24,7 +36,7 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from rnnkit.runtime import load_model
 from rnnkit.runtime.errors import QuantizationError
@@ -33,59 +45,278 @@ from rnnkit.runtime.vocab import Vocabulary
 from rnnkit.train.batches import encode_split, tokenize_examples
 from rnnkit.train.evaluate import evaluate, primary_metric
 
-__all__ = ["OrtModule", "onnx_metric", "quantize_int8", "store_cell_weights_int8"]
+__all__ = ["MODES", "OrtModule", "onnx_metric", "quantize_model", "store_cell_weights_int8"]
 
 log = logging.getLogger(__name__)
-_CELLS = {"RNN", "GRU", "LSTM"}
-_QUANTIZABLE = ["MatMul", "Gather", "LSTM"]
+_CELLS = ("RNN", "GRU", "LSTM")
+_MS = "com.microsoft"
+HEAD_WEIGHT_MAX = 63  # int8 head weights in ±63: u8 × s8 pairs stay within int16 on every x86 kernel
+BLOCK = 32  # int4: values per scale, along the hidden axis (head) and the embedding axis
+# The oldest onnxruntime that runs a mode's file (CPU provider, each version tried): int8 uses
+# standard operators only; GatherBlockQuantized reads uint8 data from 1.22 (the ``bits``
+# attribute only from 1.23, so int4 leaves it at its default, 4).
+MIN_ONNXRUNTIME = {"int8": "1.17", "int8-dynamic": "1.17", "int4": "1.22"}
+MODES = ("int8", "int4", "int8-dynamic")
 
 
-def quantize_int8(src: Path, dst: Path) -> dict[str, Any]:
-    """Write the int8 version of ``src`` to ``dst``; return what was and was not quantized."""
+def quantize_model(src: Path, dst: Path, mode: str) -> dict[str, Any]:
+    """Write the ``mode`` version of the fp32 file ``src`` to ``dst``; return what it did.
+
+    The dict is the metadata's ``quantization`` value less the measured figures: ``mode``,
+    ``batch_invariant``, ``method``, ``operators`` (every operator the file uses beyond fp32's,
+    as ``domain.Op``), ``min_onnxruntime``, and which ops compute quantized (``quantized_ops``),
+    store int8 weights but compute in float32 (``weight_only_ops``) or stay fp32
+    (``not_quantized_ops``).
+    """
+    if mode not in MODES:
+        raise QuantizationError(f"unknown quantization {mode!r}; choose one of {', '.join(MODES)}")
+    try:
+        if mode == "int8-dynamic":
+            info = _dynamic(src, dst)
+        else:
+            model = onnx.load(str(src))
+            info = _rewrite(model, mode)
+            onnx.checker.check_model(model, full_check=True)
+            onnx.save(model, str(dst))
+    except QuantizationError:
+        raise
+    except Exception as e:  # onnx's checker, protobuf and onnxruntime's passes raise their own types
+        raise QuantizationError(f"could not quantize the model ({mode}): {str(e).splitlines()[0]}") from e
+    before = _ops(onnx.load(str(src)))
+    after = _ops(onnx.load(str(dst)))
+    info["operators"] = sorted(after - before)
+    info["min_onnxruntime"] = MIN_ONNXRUNTIME[mode]
+    return info
+
+
+def _ops(model: onnx.ModelProto) -> set[str]:
+    return {f"{n.domain}.{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type for n in model.graph.node}
+
+
+# -- int8 and int4: rewrites of rnnkit's own graph -------------------------------------------------
+def _rewrite(model: onnx.ModelProto, mode: str) -> dict[str, Any]:
+    parts = _Parts(model)
+    quantized: Counter[str] = Counter()
+    weight_only: Counter[str] = Counter()
+    embedding_int4 = mode == "int4" and parts.embed % BLOCK == 0
+    if embedding_int4:
+        _gather_block_quantized(parts)
+        quantized["Gather"] += 1
+    else:
+        _fold_int8(parts, parts.embedding.input[0], axes=(1,))
+        weight_only["Gather"] += 1
+    for cell in parts.cells:
+        for slot in (1, 2):  # W, R: (directions, gates × hidden, inputs)
+            _fold_int8(parts, cell.input[slot], axes=(0, 2))
+        weight_only[cell.op_type] += 1
+    if mode == "int4":
+        _matmul_nbits(parts)
+    else:
+        _rowwise_int8_head(parts)
+    quantized["MatMul"] += 1
+    parts.finish()
+    if mode == "int4" and _MS not in {o.domain for o in model.opset_import}:
+        model.opset_import.append(helper.make_opsetid(_MS, 1))
+    method = ("int8 head with one activation scale per row (MatMulInteger, u8 zero point 128, weights ±63 "
+              "with one scale per column); embedding and cell weights int8 with one scale per row, "
+              "folded to float32 at load")
+    if mode == "int4":
+        method = (f"int4 head (MatMulNBits, blocks of {BLOCK}, accuracy_level 4) and "
+                  + (f"int4 embedding (GatherBlockQuantized, blocks of {BLOCK}); " if embedding_int4 else
+                     f"int8 embedding folded at load (its width {parts.embed} is not a multiple of {BLOCK}); ")
+                  + "cell weights int8 with one scale per row, folded to float32 at load")
+    return {"mode": mode, "batch_invariant": True, "method": method, "quantized_ops": dict(quantized),
+            "weight_only_ops": dict(weight_only), "not_quantized_ops": {}}
+
+
+class _Edit:
+    """A graph being rewritten: its weights, and the constant folds to place first."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.weights = {init.name: init for init in model.graph.initializer}
+        self.added: list[onnx.NodeProto] = []
+
+    def take(self, name: str) -> np.ndarray:
+        """Remove weight ``name`` from the graph and return its values."""
+        values = numpy_helper.to_array(self.weights[name])
+        self.model.graph.initializer.remove(self.weights.pop(name))
+        return values
+
+    def constant(self, name: str, values: np.ndarray) -> str:
+        self.model.graph.initializer.append(numpy_helper.from_array(values, name))
+        return name
+
+
+class _Parts(_Edit):
+    """The embedding, cells and head of an rnnkit graph, and the nodes that replace them."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        super().__init__(model)
+        graph = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+        nodes = list(graph.node)
+        gathers = [n for n in nodes if n.op_type == "Gather" and n.input[0] in self.weights]
+        heads = [n for n in nodes if n.op_type == "MatMul" and n.input[1] in self.weights]
+        self.cells = [n for n in nodes if n.op_type in _CELLS]
+        if len(gathers) != 1 or len(heads) != 1 or not self.cells:
+            raise QuantizationError("the graph is not rnnkit's embedding → cells → output layer; export the "
+                                    "checkpoint again without --quantize to check it")
+        self.embedding, self.head = gathers[0], heads[0]
+        self.vocab, self.embed = self.weights[self.embedding.input[0]].dims
+        users = Counter(name for node in nodes for name in node.input)
+        users.update(i.name for i in graph.input)
+        users.update(o.name for o in graph.output)
+        shared = [name for name in (self.embedding.input[0], self.head.input[1],
+                                    *(c.input[s] for c in self.cells for s in (1, 2))) if users[name] != 1]
+        if shared:
+            raise QuantizationError(f"weight {shared[0]!r} is used more than once; rnnkit's graphs never share one")
+        self.replaced: dict[str, list[onnx.NodeProto]] = {}  # a node's output → the nodes computing it instead
+
+    def finish(self) -> None:
+        graph = self.model.graph
+        nodes = []
+        for node in graph.node:
+            nodes.extend(self.replaced.get(node.output[0], [node]))
+        del graph.node[:]
+        graph.node.extend([*self.added, *nodes])
+
+
+def _fold_int8(parts: _Edit, name: str, *, axes: tuple[int, ...]) -> None:
+    """Store weight ``name`` as int8 with one symmetric scale per row (reduced over ``axes``);
+    ``Cast(to float) · scale`` computes it again from constants, which a runtime folds at load.
+    (A ``DequantizeLinear`` would say the same, but onnxruntime keeps those unfolded for its QDQ
+    fusions and would dequantize on every call.)"""
+    w = parts.take(name).astype(np.float32)
+    scale = np.abs(w).max(axis=axes, keepdims=True) / 127
+    scale[scale == 0] = 1
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    parts.constant(f"{name}.int8", q)
+    parts.constant(f"{name}.scale", scale.astype(np.float32))
+    parts.added += [helper.make_node("Cast", [f"{name}.int8"], [f"{name}.cast"], name=f"{name}.cast",
+                                     to=TensorProto.FLOAT),
+                    helper.make_node("Mul", [f"{name}.cast", f"{name}.scale"], [name], name=f"{name}.mul")]
+
+
+def _rowwise_int8_head(parts: _Parts) -> None:
+    head = parts.head
+    x, y, name = head.input[0], head.output[0], head.input[1]
+    w = parts.take(name).astype(np.float32)  # (hidden, n_out)
+    column = np.abs(w).max(axis=0) / HEAD_WEIGHT_MAX
+    column[column == 0] = 1
+    q = np.clip(np.rint(w / column), -HEAD_WEIGHT_MAX, HEAD_WEIGHT_MAX).astype(np.int8)
+    p = "head.q."
+    c = {key: parts.constant(p + key, np.array(v, dtype)) for key, v, dtype in (
+        ("tiny", 1e-30, np.float32), ("levels", 127, np.float32), ("offset", 128, np.float32),
+        ("low", 0, np.float32), ("high", 255, np.float32), ("zero_point", 128, np.uint8))}
+    weight = parts.constant(p + "weight", q)
+    column_scale = parts.constant(p + "column_scale", column.astype(np.float32))
+    if parts.opset >= 18:  # ReduceMax's axes became an input
+        axes = parts.constant(p + "axes", np.array([-1], np.int64))
+        reduce = helper.make_node("ReduceMax", [p + "abs", axes], [p + "absmax"], name=p + "absmax", keepdims=1)
+    else:
+        reduce = helper.make_node("ReduceMax", [p + "abs"], [p + "absmax"], name=p + "absmax", axes=[-1], keepdims=1)
+
+    def node(op: str, ins: list[str], out: str, **attrs) -> onnx.NodeProto:
+        return helper.make_node(op, ins, [out], name=out, **attrs)
+
+    parts.replaced[head.output[0]] = [
+        node("Abs", [x], p + "abs"),
+        reduce,
+        node("Max", [p + "absmax", c["tiny"]], p + "range"),  # a row of zeros gets a scale, not 0/0
+        node("Div", [p + "range", c["levels"]], p + "row_scale"),  # (…, 1): one scale per row
+        node("Div", [x, p + "row_scale"], p + "scaled"),
+        node("Round", [p + "scaled"], p + "rounded"),
+        node("Add", [p + "rounded", c["offset"]], p + "shifted"),
+        node("Clip", [p + "shifted", c["low"], c["high"]], p + "clipped"),
+        node("Cast", [p + "clipped"], p + "u8", to=TensorProto.UINT8),
+        node("MatMulInteger", [p + "u8", weight, c["zero_point"]], p + "i32"),
+        node("Cast", [p + "i32"], p + "sums", to=TensorProto.FLOAT),
+        node("Mul", [p + "sums", column_scale], p + "columns"),
+        helper.make_node("Mul", [p + "columns", p + "row_scale"], [y], name=p + "out"),
+    ]
+
+
+def _blocks(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """``w`` (rows, k) as unsigned ``bits``-bit codes (zero point 2^(bits-1)) in blocks of BLOCK
+    along k, padded with zeros; returns (codes (rows, blocks, BLOCK), scales (rows, blocks))."""
+    rows, k = w.shape
+    blocks = -(-k // BLOCK)
+    padded = np.zeros((rows, blocks * BLOCK), np.float32)
+    padded[:, :k] = w
+    padded = padded.reshape(rows, blocks, BLOCK)
+    top = 2 ** (bits - 1) - 1
+    scale = np.abs(padded).max(axis=2) / top
+    scale[scale == 0] = 1
+    codes = np.clip(np.rint(padded / scale[..., None]), -top, top).astype(np.int16) + 2 ** (bits - 1)
+    return codes.astype(np.uint8), scale.astype(np.float32)
+
+
+def _pack4(codes: np.ndarray) -> np.ndarray:
+    """Two 4-bit codes a byte, the first in the low nibble."""
+    return (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)
+
+
+def _matmul_nbits(parts: _Parts) -> None:
+    head = parts.head
+    w = parts.take(head.input[1]).astype(np.float32)  # (hidden, n_out)
+    k, n = w.shape
+    codes, scale = _blocks(np.ascontiguousarray(w.T), 4)  # (n, blocks, BLOCK)
+    weight = parts.constant("head.q4.weight", _pack4(codes))
+    scales = parts.constant("head.q4.scales", scale.reshape(-1))
+    parts.replaced[head.output[0]] = [helper.make_node(
+        "MatMulNBits", [head.input[0], weight, scales], [head.output[0]], name="head.q4", domain=_MS,
+        K=k, N=n, bits=4, block_size=BLOCK, accuracy_level=4)]
+
+
+def _gather_block_quantized(parts: _Parts) -> None:
+    gather = parts.embedding
+    w = parts.take(gather.input[0]).astype(np.float32)  # (vocab, embed), embed a multiple of BLOCK
+    codes, scale = _blocks(w, 4)
+    data = parts.constant("embedding.q4.data", _pack4(codes.reshape(w.shape[0], -1)))
+    scales = parts.constant("embedding.q4.scales", scale)
+    parts.replaced[gather.output[0]] = [helper.make_node(
+        "GatherBlockQuantized", [data, gather.input[1], scales], [gather.output[0]], name="embedding.q4",
+        domain=_MS, gather_axis=0, quantize_axis=1, block_size=BLOCK)]  # 4 bits: without ``bits``, from 1.22
+
+
+# -- int8-dynamic: onnxruntime's quantize_dynamic ------------------------------------------------
+def _dynamic(src: Path, dst: Path) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     before = Counter(n.op_type for n in onnx.load(str(src)).graph.node)
-    try:
-        with _root_logging_untouched():
-            quantize_dynamic(str(src), str(dst), op_types_to_quantize=_QUANTIZABLE,
-                             weight_type=QuantType.QInt8, per_channel=False, reduce_range=True)
-    except Exception as e:  # onnxruntime raises plain Exceptions from its graph passes
-        raise QuantizationError(f"onnxruntime could not quantize the model: {str(e).splitlines()[0]}") from e
+    with _root_logging_untouched():
+        quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gather", "LSTM"],
+                         weight_type=QuantType.QInt8, per_channel=False, reduce_range=True)
     after = Counter(n.op_type for n in onnx.load(str(dst)).graph.node)
     quantized = {}
     if after.get("DynamicQuantizeLSTM"):
         quantized["LSTM"] = after["DynamicQuantizeLSTM"]
     if after.get("MatMulInteger"):
         quantized["MatMul"] = after["MatMulInteger"]
-    gathers = before.get("Gather", 0) - after.get("Gather", 0)
     if after.get("DequantizeLinear") and before.get("Gather"):
-        quantized["Gather"] = max(gathers, 1)
+        quantized["Gather"] = max(before.get("Gather", 0) - after.get("Gather", 0), 1)
     not_quantized = {op: n for op, n in before.items() if op in _CELLS and op not in quantized}
-    if not_quantized:
-        log.info("not quantized (onnxruntime has no int8 kernel): %s", ", ".join(not_quantized))
-    try:
-        weight_only = store_cell_weights_int8(dst)
-    except Exception as e:  # onnx's checker and protobuf raise their own types
-        raise QuantizationError(f"could not store the GRU/RNN weights as int8: {str(e).splitlines()[0]}") from e
-    return {"quantized_ops": quantized, "not_quantized_ops": not_quantized, "weight_only_ops": weight_only}
+    weight_only = store_cell_weights_int8(dst)
+    return {"mode": "int8-dynamic", "batch_invariant": False,
+            "method": "onnxruntime.quantize_dynamic (weights int8 in a 7-bit range, activations quantized "
+                      "with one scale per call: answers depend on the batch and on how a text is cut)",
+            "quantized_ops": quantized, "not_quantized_ops": not_quantized, "weight_only_ops": weight_only}
 
 
 def store_cell_weights_int8(path: Path) -> dict[str, int]:
     """Store the W and R matrices of every GRU/RNN node in ``path`` as int8; return op type → count.
 
-    Each matrix ``[directions, gates × hidden, inputs]`` becomes int8 with one symmetric scale per
-    row (``max |row| / 127``), and ``Cast(to float) · scale`` feeds the cell the fp32 weights again.
-    Both inputs are constants, so a runtime folds them when it loads the model. (A
-    ``DequantizeLinear`` would say the same, but onnxruntime keeps those unfolded for its QDQ
-    fusions and would dequantize on every call.)
+    What ``int8-dynamic`` does for the cells onnxruntime has no int8 kernel for: each matrix
+    ``[directions, gates × hidden, inputs]`` becomes int8 with one symmetric scale per row.
     """
     model = onnx.load(str(path))
     graph = model.graph
-    weights = {init.name: init for init in graph.initializer}
+    parts = _Edit(model)
+    weights = dict(parts.weights)
     users = Counter(name for node in graph.node for name in node.input)
     users.update(i.name for i in graph.input)  # an initializer that is also an input can be fed: keep it
     users.update(o.name for o in graph.output)
-    added: list[onnx.NodeProto] = []
     done: Counter[str] = Counter()
     for node in graph.node:
         if node.op_type not in ("GRU", "RNN"):
@@ -94,24 +325,15 @@ def store_cell_weights_int8(path: Path) -> dict[str, int]:
         for slot in (1, 2):  # W, R
             name = node.input[slot]
             init = weights.get(name)
-            if init is None or init.data_type != onnx.TensorProto.FLOAT or users[name] != 1:
+            if init is None or init.data_type != TensorProto.FLOAT or users[name] != 1:
                 continue
             stored = True
-            w = numpy_helper.to_array(init)  # (directions, gates × hidden, inputs)
-            scale = np.abs(w).max(axis=(0, 2), keepdims=True) / 127  # (1, rows, 1)
-            scale[scale == 0] = 1
-            q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
-            graph.initializer.remove(init)
-            graph.initializer.extend([numpy_helper.from_array(q, f"{name}.int8"),
-                                      numpy_helper.from_array(scale.astype(np.float32), f"{name}.scale")])
-            added += [helper.make_node("Cast", [f"{name}.int8"], [f"{name}.cast"], name=f"{name}.cast",
-                                       to=onnx.TensorProto.FLOAT),
-                      helper.make_node("Mul", [f"{name}.cast", f"{name}.scale"], [name], name=f"{name}.mul")]
+            _fold_int8(parts, name, axes=(0, 2))
         if stored:
             done[node.op_type] += 1
-    if not added:
+    if not parts.added:
         return {}
-    for node in reversed(added):  # constants first: the node list stays topologically sorted
+    for node in reversed(parts.added):  # constants first: the node list stays topologically sorted
         graph.node.insert(0, node)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))

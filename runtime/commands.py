@@ -144,6 +144,13 @@ def inspect_cmd(model_path: str, providers: str, threads: int, as_json: bool) ->
                                                else ""))
     if q.get("weight_only_ops"):
         echo(f"               weights stored int8, computed fp32: {json.dumps(q['weight_only_ops'])}")
+    if q.get("mode", "none") != "none":
+        invariant = q.get("batch_invariant") is True
+        echo("               batch-invariant: " + ("yes (a text's answers do not depend on its batch or chunking)"
+                                                    if invariant else "no (answers depend on the batch and chunking)"))
+        if q.get("operators"):
+            echo(f"               operators: {', '.join(q['operators'])} (onnxruntime ≥ "
+                 f"{q.get('min_onnxruntime', '?')})")
     p = s.provenance
     echo(f"provenance:    rnnkit {p.get('rnnkit')}, torch {p.get('torch')}, onnx {p.get('onnx')}, "
          f"created {p.get('created')}")

@@ -29,6 +29,7 @@ __all__ = [
     "OUTPUT_CN",
     "OUTPUT_HN",
     "OUTPUT_LOGITS",
+    "QUANTIZATION_MODES",
     "SCHEMAS",
     "TAG_SCHEMES",
     "TASKS",
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+# none; int8 (row-wise, batch-invariant; or, without "batch_invariant", onnxruntime's dynamic
+# scheme of files written before); int4; int8-dynamic (per-call scales, not batch-invariant)
+QUANTIZATION_MODES = ("none", "int8", "int4", "int8-dynamic")
 PREFIX = "rnnkit."
 
 # Graph inputs and outputs. Shapes: tokens int64 [batch, seq]; h0/c0 float32
@@ -129,7 +133,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["mode"],
         "properties": {
-            "mode": {"enum": ["none", "int8"]},
+            "mode": {"enum": list(QUANTIZATION_MODES)},
+            # False, or missing (files written before int8 became row-wise): a text's answers may
+            # depend on its batch neighbours and on how it is cut into calls
+            "batch_invariant": {"type": "boolean"},
+            "operators": {"type": "array", "maxItems": 64,
+                          "items": {"type": "string", "pattern": r"^([a-z][a-z.]{0,40}\.)?[A-Z][A-Za-z0-9]{0,40}$"}},
+            "min_onnxruntime": {"type": "string", "pattern": r"^[0-9]{1,3}\.[0-9]{1,3}(\.[0-9]{1,3})?$"},
             "method": {"type": "string"},
             "quantized_ops": {"type": "object", "additionalProperties": {"type": "integer"}},
             "not_quantized_ops": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -137,6 +147,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "size_ratio": {"type": "number"},
             "max_abs_diff": {"type": "number"},
             "atol": {"type": "number"},
+            "step_ratio": {"type": "number"},
+            "invariance": {"type": "object"},
+            "vs_fp32": {"type": "object"},
             "metric": {"type": "object"},
         },
     },

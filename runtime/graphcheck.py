@@ -23,7 +23,7 @@ from .onnxfile import OnnxModel, Tensor
 from .shapes import ShapeRefused, broadcast, elements, infer_shapes
 from .text import byte_size
 
-__all__ = ["DEFAULT_CALL_BYTES", "MAX_WEIGHT_BYTES", "OPERATORS", "Budget", "check_model"]
+__all__ = ["DEFAULT_CALL_BYTES", "MAX_WEIGHT_BYTES", "OPERATORS", "Budget", "check_model", "operators_for"]
 
 # onnx's TensorProto.DataType codes of the tensors rnnkit writes, and their sizes in bytes
 _ITEMSIZE = {1: 4, 2: 1, 3: 1, 6: 4, 7: 8}
@@ -31,17 +31,39 @@ _FLOAT, _INT64 = 1, 7
 _TYPE_NAMES = {1: "tensor(float)", 7: "tensor(int64)"}
 
 _RECURRENT = {"RNN": 1, "GRU": 3, "LSTM": 4, "DynamicQuantizeLSTM": 4}  # op → gates
+_MS = "com.microsoft"
 _FP32_OPS = frozenset({"Gather", "Transpose", "RNN", "GRU", "LSTM", "Constant", "Squeeze", "Slice", "Concat",
                        "MatMul", "Add"})
-# --quantize int8: onnxruntime's dynamic quantization of the head and the embedding, and the
-# Cast·Mul that folds int8 cell weights (per-row scales) back to float32 at load.
-_INT8_OPS = _FP32_OPS | {"Cast", "Mul", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger"}
+_FOLDS = {"Cast", "Mul"}  # int8 weights, Cast · Mul back to float32 at load (embedding, cells)
+# int8: the head quantizes each row of activations by its own scale (Abs, ReduceMax … Cast to
+# uint8, MatMulInteger, Cast, Mul).
+_ROWWISE_OPS = _FP32_OPS | _FOLDS | {"Abs", "ReduceMax", "Max", "Div", "Round", "Clip", "MatMulInteger"}
+# int8-dynamic, and int8 files written before it was row-wise: onnxruntime's quantize_dynamic.
+_DYNAMIC_OPS = _FP32_OPS | _FOLDS | {"DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger"}
 OPERATORS: dict[str, frozenset[tuple[str, str]]] = {
     "none": frozenset(("", op) for op in _FP32_OPS),
-    "int8": frozenset({*(("", op) for op in _INT8_OPS), ("com.microsoft", "DynamicQuantizeLSTM")}),
+    "int8": frozenset(("", op) for op in _ROWWISE_OPS),
+    "int4": frozenset({*(("", op) for op in _FP32_OPS | _FOLDS), (_MS, "MatMulNBits"), (_MS, "GatherBlockQuantized")}),
+    "int8-dynamic": frozenset({*(("", op) for op in _DYNAMIC_OPS), (_MS, "DynamicQuantizeLSTM")}),
 }
+_HEADS = {"MatMul", "MatMulInteger", "MatMulNBits"}
+_EMBEDDINGS = {"Gather", "GatherBlockQuantized"}
+
+
+def operators_for(quantization: dict) -> frozenset[tuple[str, str]]:
+    """The (domain, operator) pairs a file of this ``quantization`` metadata may use.
+
+    An ``int8`` file without ``"batch_invariant": true`` was written by the dynamic scheme
+    before int8 became row-wise, and keeps loading with that scheme's operators.
+    """
+    mode = quantization.get("mode", "none")
+    if mode == "int8" and quantization.get("batch_invariant") is not True:
+        mode = "int8-dynamic"
+    return OPERATORS.get(mode, OPERATORS["none"])
+
+
 _OPSETS = {"": (14, 25), "com.microsoft": (1, 1)}  # the exporter writes opset 14 … the newest torch knows
-_FOLDABLE = frozenset({"Constant", "Cast", "Mul"})  # nodes allowed to compute from constants alone
+_FOLDABLE = frozenset({"Constant", *_FOLDS})  # nodes allowed to compute from constants alone
 
 MAX_WEIGHT_BYTES = 8 << 30  # every constant, int8 weights counted as the float32 they fold into
 DEFAULT_CALL_BYTES = 2 << 30
@@ -164,7 +186,10 @@ def _check_structure(model: OnnxModel, spec: ModelSpec, path: Path) -> None:
             raise ModelFileError(f"{path} uses opset {version} of {domain or 'ai.onnx'!r}; rnnkit reads "
                                  f"{lo}…{hi}: re-export it with `rnnkit export`")
     mode = spec.quantization.get("mode", "none")
-    allowed = OPERATORS.get(mode, OPERATORS["none"])
+    if mode == "int8-dynamic" and spec.quantization.get("batch_invariant") is not False:
+        raise MetadataError("inconsistent model: int8-dynamic files are not batch-invariant, yet this one's "
+                            "metadata does not say so; re-export the model", KEYS.QUANTIZATION)
+    allowed = operators_for(spec.quantization)
     for node in model.nodes:
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
         if (domain, node.op_type) not in allowed:
@@ -305,11 +330,14 @@ def _check_nodes(model: OnnxModel, spec: ModelSpec, path: Path, constants: dict[
         if op in _RECURRENT:
             recurrent += 1
             _check_recurrent(node, spec, path)
-        elif op == "Gather":
+        elif op in _EMBEDDINGS:
             embedding += 1
             _check_embedding(node, spec, path, constants)
-        elif op in ("MatMul", "MatMulInteger"):
+        elif op in _HEADS:
             heads += 1
+            if op == "MatMulNBits":
+                _check_nbits_head(node, spec, path, constants)
+                continue
             weight = node.inputs[1] if len(node.inputs) > 1 else ""
             if constants.get(weight) != (spec.hidden, spec.n_out):
                 shape = list(constants.get(weight, ()))
@@ -345,17 +373,56 @@ def _check_recurrent(node, spec: ModelSpec, path: Path) -> None:
 
 def _check_embedding(node, spec: ModelSpec, path: Path, constants: dict[str, tuple[int, ...]]) -> None:
     data, indices = [*node.inputs, "", ""][:2]
-    axis = node.attributes.get("axis")
+    blocked = node.op_type == "GatherBlockQuantized"
+    axis = node.attributes.get("gather_axis" if blocked else "axis")
     if indices != INPUT_TOKENS or data not in constants or (axis is not None and axis.i != 0):
-        raise ModelFileError(f"{path}: a Gather that is not the embedding of the tokens; rnnkit's exporters "
-                             "never write one; refused")
+        raise ModelFileError(f"{path}: a {node.op_type} that is not the embedding of the tokens; rnnkit's "
+                             "exporters never write one; refused")
     rows = constants[data]
     if len(rows) != 2:
         raise ModelFileError(f"{path}: the embedding has shape {list(rows)}, not [vocabulary, embed]; refused")
+    if blocked:
+        bits, block = _blocking(node, path)
+        quantize_axis = node.attributes.get("quantize_axis")
+        width = rows[1] * 8 // bits
+        scales = constants.get(node.inputs[2] if len(node.inputs) > 2 else "")
+        if (quantize_axis is None or quantize_axis.i not in (1, -1) or len(node.inputs) != 3
+                or scales != (rows[0], -(-width // block))):
+            raise ModelFileError(f"{path}: a GatherBlockQuantized embedding quantized along another axis, with "
+                                 f"zero points or with scales {list(scales or ())} for data {list(rows)}, which "
+                                 "rnnkit's exporters never write; refused")
+        rows = (rows[0], width)
     spec.check_graph(n_out=None, layers=None, hidden=None, vocab_rows=rows[0])
     if rows[1] != spec.embed:
         raise MetadataError(f"inconsistent model: the embedding is {rows[1]} wide but the metadata's embed is "
                             f"{spec.embed}; re-export the model", KEYS.EMBED)
+
+
+def _blocking(node, path: Path) -> tuple[int, int]:
+    """A block-quantized node's bits and block size: 4 or 8 bits, blocks of 16 … 256 values."""
+    attrs = node.attributes
+    bits = attrs["bits"].i if "bits" in attrs else 4 if node.op_type == "GatherBlockQuantized" else None
+    block = attrs["block_size"].i if "block_size" in attrs else None
+    if bits not in (4, 8) or block not in (16, 32, 64, 128, 256):
+        raise ModelFileError(f"{path}: a {node.op_type} node with (bits, block_size) = {(bits, block)}, which "
+                             "rnnkit's exporters never write; refused")
+    return bits, block
+
+
+def _check_nbits_head(node, spec: ModelSpec, path: Path, constants: dict[str, tuple[int, ...]]) -> None:
+    """``MatMulNBits``: ``K × N`` = hidden × n_out, weights (N, blocks, block × bits / 8), one scale a block."""
+    bits, block = _blocking(node, path)
+    k, n = (node.attributes[a].i if a in node.attributes else None for a in ("K", "N"))
+    if (k, n) != (spec.hidden, spec.n_out):
+        raise MetadataError(f"inconsistent model: the output layer is MatMulNBits of K × N = {k} × {n}, not "
+                            f"hidden × n_out = {spec.hidden} × {spec.n_out}; re-export the model", None)
+    blocks = -(-k // block)
+    weight, scales = (constants.get(node.inputs[i]) if len(node.inputs) > i else None for i in (1, 2))
+    if (len(node.inputs) != 3 or weight != (n, blocks, block * bits // 8) or scales is None
+            or elements(scales) != n * blocks):
+        raise ModelFileError(f"{path}: a MatMulNBits head with weights {list(weight or ())}, scales "
+                             f"{list(scales or ())} or zero points that do not fit K × N = {k} × {n} in blocks "
+                             f"of {block}; rnnkit's exporters never write one; refused")
 
 
 def _fold(node, constants: dict[str, tuple[int, ...]], path: Path) -> int:

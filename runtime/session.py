@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import ConfigError, ModelFileError, ModelNotFoundError, ProviderError, RnnkitWarning
 
-__all__ = ["MAX_FILE_BYTES", "Providers", "make_session", "read_model_file"]
+__all__ = ["MAX_FILE_BYTES", "Providers", "check_onnxruntime_version", "make_session", "read_model_file"]
 
 log = logging.getLogger(__name__)
 Providers = str | Sequence[str | tuple[str, dict[str, Any]]]
@@ -26,6 +26,35 @@ def _ort():
     import onnxruntime
 
     return onnxruntime
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"1.20.1"`` → (1, 20, 1); a local or pre-release suffix ("1.21.0.dev2024", "1.22.0+cu12") is dropped."""
+    parts = []
+    for piece in text.split("+")[0].split(".")[:3]:
+        digits = "".join(c for c in piece if c.isdigit()) if piece[:1].isdigit() else ""
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def check_onnxruntime_version(quantization: dict[str, Any], path: Path, installed: str | None = None) -> None:
+    """Refuse a file whose operators need a newer onnxruntime than the one installed.
+
+    A quantized file records ``min_onnxruntime`` (int4's MatMulNBits and GatherBlockQuantized are
+    newer than the lower bound rnnkit supports); an older runtime would fail inside session
+    creation with a kernel error instead.
+    """
+    need = quantization.get("min_onnxruntime")
+    if not need:
+        return
+    installed = installed or _ort().__version__
+    if _version(installed) < _version(need):
+        ops = ", ".join(quantization.get("operators") or ()) or "its operators"
+        raise ModelFileError(f"{path} ({quantization.get('mode')}) needs onnxruntime ≥ {need} for {ops}; this "
+                             f"one is {installed}: upgrade it (pip install -U onnxruntime), or export the model "
+                             "with --quantize int8, which runs on every supported onnxruntime")
 
 
 def read_model_file(path: str | Path) -> bytes:

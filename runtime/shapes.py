@@ -71,8 +71,25 @@ def _outputs(node: Node, shapes: dict[str, Shape], values: dict[str, tuple[int, 
              usage: Usage) -> list[Shape]:
     op, attrs = node.op_type, node.attributes
     ins = [shapes[i] if i else () for i in node.inputs]
-    if op in ("Cast", "DequantizeLinear"):
+    if op in ("Cast", "DequantizeLinear", "Abs", "Round", "Clip"):
+        if op == "Clip" and any(elements(b) != 1 for b in ins[1:]):
+            raise ShapeRefused(f"Clip with bounds of shapes {[_show(b) for b in ins[1:]]}")
         return [ins[0]]
+    if op == "ReduceMax":  # the int8 head's scale of each row: over the last axis, kept as 1
+        axes = list(attrs["axes"].ints) if "axes" in attrs else _const(node, 1, values, "axes")
+        keep = attrs["keepdims"].i if "keepdims" in attrs else 1
+        if not ins[0] or [_axis(a, len(ins[0])) for a in axes] != [len(ins[0]) - 1] or keep != 1:
+            raise ShapeRefused(f"ReduceMax over axes {axes} (keepdims {keep}) of a tensor of shape {_show(ins[0])}, "
+                               "not over its last axis alone")
+        return [(*ins[0][:-1], 1)]
+    if op == "GatherBlockQuantized":  # data (rows, width × bits / 8)
+        bits = attrs["bits"].i if "bits" in attrs else 4
+        return [ins[1] + (ins[0][1] * 8 // bits,)]
+    if op == "MatMulNBits":
+        a, k, n = ins[0], attrs["K"].i, attrs["N"].i
+        if not a or a[-1] != k:
+            raise ShapeRefused(f"MatMulNBits of K = {k} reads a tensor of shape {_show(a)}")
+        return [(*a[:-1], n)]
     if op == "DynamicQuantizeLinear":
         return [ins[0], (), ()]
     if op == "Gather":
@@ -104,7 +121,7 @@ def _outputs(node: Node, shapes: dict[str, Shape], values: dict[str, tuple[int, 
         if len(b) != 2 or not a or a[-1] != b[0]:
             raise ShapeRefused(f"{op} of shapes {_show(a)} and {_show(b)}")
         return [(*a[:-1], b[1])]
-    if op in ("Add", "Mul"):
+    if op in ("Add", "Mul", "Div", "Max"):
         return [broadcast(op, ins)]
     raise ShapeRefused(f"{op} has no shape rule")  # the allow-list names no other operator
 

@@ -7,6 +7,7 @@ metadata, a constant that would fold into a large tensor, a budget that cannot b
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Callable
@@ -38,10 +39,35 @@ def int8_lm(c) -> Path:
     return c.once("lm8", make)
 
 
+def quantized_lm(c, mode: str) -> Path:
+    """An lm exported with ``--quantize mode``: ``int4`` (a GRU, embed 32: its embedding is
+    GatherBlockQuantized, its head MatMulNBits) or ``int8-dynamic`` (an LSTM: DynamicQuantizeLSTM,
+    DynamicQuantizeLinear · MatMulInteger head)."""
+    if mode == "int8":
+        return int8_lm(c)
+    key = {"int4": "lm4", "int8-dynamic": "lm8d"}[mode]
+
+    def make():
+        from factory import tiny_checkpoint
+
+        from rnnkit.export import export_onnx
+
+        cell, embed = ("gru", 32) if mode == "int4" else ("lstm", 16)
+        ckpt = tiny_checkpoint(c.root / key, task="lm", cell=cell, hidden=32, embed=embed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a tiny model's quantized file may not be smaller: irrelevant here
+            export_onnx(ckpt, c.root / key / "model.onnx", quantize=mode)
+        return c.root / key / "model.onnx"
+    return c.once(key, make)
+
+
+_BASES = {"lm8": "int8", "lm4": "int4", "lm8d": "int8-dynamic"}  # edited()'s quantized bases
+
+
 def edited(c, name: str, edit: Callable[[onnx.ModelProto], None], base: str = "clf") -> Path:
     """A copy of ``c.<base>`` changed by ``edit(model)`` (saved without onnx's checker)."""
     def make():
-        model = onnx.load(str(int8_lm(c) if base == "lm8" else getattr(c, base)))
+        model = onnx.load(str(quantized_lm(c, _BASES[base]) if base in _BASES else getattr(c, base)))
         edit(model)
         path = c.root / f"graph-{name}.onnx"
         path.write_bytes(model.SerializeToString())
@@ -263,6 +289,67 @@ def many_fields(c) -> Path:
     return c.once("many-fields", lambda: c.file("fields.onnx", c.clf.read_bytes() + b"\x98\x06\x00" * 3_000_000))
 
 
+def _node(model, op: str):
+    return next(n for n in model.graph.node if n.op_type == op)
+
+
+def _set_attr(op: str, name: str, value: int) -> Callable:
+    """An edit that sets the int attribute ``name`` of the first ``op`` node."""
+    def edit(model):
+        attr = next(a for a in _node(model, op).attribute if a.name == name)
+        attr.i = value
+    return edit
+
+
+def _replace_initializer(name: str, array: np.ndarray) -> Callable:
+    """An edit that swaps a constant for ``array`` (dims and bytes agree: only the shape is wrong)."""
+    def edit(model):
+        init = next(i for i in model.graph.initializer if i.name == name)
+        init.CopyFrom(numpy_helper.from_array(array, name))
+    return edit
+
+
+def reduce_over_batch(model) -> None:
+    """The int8 head's row scale taken over axis 0 (the batch): one row's answer depends on the others."""
+    node = _node(model, "ReduceMax")
+    del node.attribute[:]
+    node.attribute.extend([helper.make_attribute("axes", [0]), helper.make_attribute("keepdims", 1)])
+
+
+def clip_vector_bounds(model) -> None:
+    """The int8 head's Clip to [0, 255] with bounds of shape [2] (per element of a pair), not scalars."""
+    _replace_initializer("head.q.low", np.array([0.0, 0.0], np.float32))(model)
+    _replace_initializer("head.q.high", np.array([255.0, 255.0], np.float32))(model)
+
+
+def gbq_zero_points(model) -> None:
+    """A zero_points input (4 bits packed, as the data) on the GatherBlockQuantized embedding."""
+    node = _node(model, "GatherBlockQuantized")
+    rows = next(i for i in model.graph.initializer if i.name == node.input[2]).dims[0]
+    model.graph.initializer.append(numpy_helper.from_array(np.full((rows, 1), 0x88, np.uint8), "embedding.q4.zp"))
+    node.input.append("embedding.q4.zp")
+
+
+def requantized(c, name: str, base: str, *, replace: bool = False, **changes) -> Path:
+    """A copy of a quantized lm whose ``rnnkit.quantization`` metadata is changed.
+
+    ``replace``: the value becomes ``changes`` alone; a change to None removes that key.
+    """
+    def make():
+        src = quantized_lm(c, _BASES[base])
+        props = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
+        quantization = {} if replace else json.loads(props["rnnkit.quantization"])
+        quantization.update(changes)
+        quantization = {k: v for k, v in quantization.items() if v is not None}  # None removes a key
+        return rewrite_metadata(src, c.root / f"quant-{name}.onnx", quantization=json.dumps(quantization))
+    return c.once(f"quant-{name}", make)
+
+
+def _quant(name: str, base: str, *, replace: bool = False, **changes) -> Case:
+    return Case(lambda c: load_model(requantized(c, name, base, replace=replace, **changes)),
+                lambda c: ["inspect", requantized(c, name, base, replace=replace, **changes)])
+
+
 def _graph(name: str, edit: Callable, base: str = "clf") -> Case:
     return Case(lambda c: load_model(edited(c, name, edit, base)), lambda c: ["inspect", edited(c, name, edit, base)])
 
@@ -324,6 +411,25 @@ CASES: dict[str, Case] = {
     "E242": _graph("nan-float-data", nan_float_data),
     "E243": _graph("external-constant", external_constant),
     "E244": Case(lambda c: load_model(many_fields(c)), lambda c: ["inspect", many_fields(c)]),
+    # quantized files: int8 (row-wise), int4 (MatMulNBits, GatherBlockQuantized), int8-dynamic
+    "E245": _graph("reducemax-batch", reduce_over_batch, base="lm8"),
+    "E246": _quant("dynamic-as-rowwise", "lm8d", mode="int8", batch_invariant=True),
+    "E247": _quant("dynamic-invariant", "lm8d", batch_invariant=True),
+    "E248": _graph("nbits-k", _set_attr("MatMulNBits", "K", 64), base="lm4"),
+    "E249": _graph("nbits-weight", _replace_initializer("head.q4.weight", np.zeros((56, 2, 16), np.uint8)),
+                   base="lm4"),
+    "E250": _graph("gbq-scales", _replace_initializer("embedding.q4.scales", np.ones((56, 2), np.float32)),
+                   base="lm4"),
+    "E251": _graph("gbq-zero-points", gbq_zero_points, base="lm4"),
+    "E252": _graph("nbits-bits3", _set_attr("MatMulNBits", "bits", 3), base="lm4"),
+    "E253": _graph("nbits-block7", _set_attr("MatMulNBits", "block_size", 7), base="lm4"),
+    "E254": _quant("ort99", "lm4", min_onnxruntime="99.0"),
+    "E255": _quant("int4-as-none", "lm4", replace=True, mode="none"),
+    "E256": _graph("clip-vector", clip_vector_bounds, base="lm8"),
+    "E257": _quant("operator-name", "lm4", operators=["Cast", "rm -rf /"]),
+    "E258": _quant("ort-version", "lm4", min_onnxruntime="1.x"),
+    "E259": _quant("rowwise-unmarked", "lm8", batch_invariant=None),
+    "E260": _quant("int4-as-int8", "lm4", mode="int8", min_onnxruntime="1.17"),
     "E119": Case(lambda c: small_budget(c, "batcher", 1 << 20).batcher().step(
         [small_budget(c, "batcher", 1 << 20).stream() for _ in range(5000)], [4] * 5000)),
 }

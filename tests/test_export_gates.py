@@ -150,52 +150,56 @@ def int8(tmp_path_factory):
     return out
 
 
-def test_lstm_int8_quantizes_the_lstm_and_the_matmul(int8):
-    _, path, report, _ = int8["lstm"]
-    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
-    assert ops.count("DynamicQuantizeLSTM") == 2 and "LSTM" not in ops
-    assert "MatMulInteger" in ops and "MatMul" not in ops
+ROWWISE = ["Abs", "Cast", "Clip", "Div", "MatMulInteger", "Max", "Mul", "ReduceMax", "Round"]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_int8_quantizes_the_head_row_by_row_and_stores_every_weight_int8(int8, cell):
+    _, path, report, _ = int8[cell]
+    graph = onnx.load(str(path)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count(cell.upper()) == 2 and "MatMul" not in ops  # the cells run as fp32 kernels
+    assert not {"DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DequantizeLinear"} & set(ops)
     q = report.quantization
-    assert q["quantized_ops"]["LSTM"] == 2 and q["quantized_ops"]["MatMul"] == 1
-    assert q["not_quantized_ops"] == {}
+    assert q["batch_invariant"] is True and q["operators"] == ROWWISE and q["min_onnxruntime"] == "1.17"
+    assert q["quantized_ops"] == {"MatMul": 1}
+    assert q["weight_only_ops"] == {"Gather": 1, cell.upper(): 2} and q["not_quantized_ops"] == {}
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    head = next(n for n in graph.node if n.op_type == "MatMulInteger")
+    weight, zero_point = inits[head.input[1]], inits[head.input[2]]
+    assert weight.dtype == np.int8 and np.abs(weight).max() == 63  # ±63: no int16 overflow in u8 × s8 kernels
+    assert zero_point.dtype == np.uint8 and zero_point == 128
+    matrices = [name for name, v in inits.items() if v.dtype == np.float32 and v.ndim >= 2 and min(v.shape[-2:]) > 1]
+    assert matrices == []  # embedding, cells and head are all stored int8 (biases stay fp32)
 
 
-def test_gru_int8_keeps_the_gru_fp32_and_says_so(int8):
-    _, path, report, _ = int8["gru"]
-    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
-    assert ops.count("GRU") == 2 and not any("LSTM" in op for op in ops)
-    assert "MatMulInteger" in ops
-    q = report.quantization
-    assert set(q["quantized_ops"]) <= {"MatMul", "Gather"} and q["quantized_ops"]["MatMul"] == 1
-    assert q["not_quantized_ops"] == {"GRU": 2}
-    assert q["weight_only_ops"] == {"GRU": 2}
-
-
-def test_gru_int8_stores_the_cell_weights_int8_and_onnxruntime_folds_them(int8, tmp_path):
-    fp32, path, _, _ = int8["gru"]
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_int8_cell_and_embedding_weights_are_within_half_a_step_and_onnxruntime_folds_them(int8, cell, tmp_path):
+    fp32, path, _, _ = int8[cell]
     graph = onnx.load(str(path)).graph
     inits = {i.name: i for i in graph.initializer}
     made_by = {out: node for node in graph.node for out in node.output}
     reference = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(fp32)).graph.initializer}
-    gru_weights = [name for node in graph.node if node.op_type == "GRU" for name in node.input[1:3]]
-    assert len(gru_weights) == 4
-    for name in gru_weights:
+    folded = [name for node in graph.node if node.op_type == cell.upper() for name in node.input[1:3]]
+    folded.append(next(n for n in graph.node if n.op_type == "Gather").input[0])
+    assert len(folded) == 5
+    for name in folded:
         assert name not in inits  # no fp32 copy left in the file
         mul = made_by[name]
         cast = made_by[mul.input[0]]
         assert (mul.op_type, cast.op_type) == ("Mul", "Cast")
         q = onnx.numpy_helper.to_array(inits[cast.input[0]])
         scale = onnx.numpy_helper.to_array(inits[mul.input[1]])
-        assert q.dtype == np.int8 and scale.shape == (1, q.shape[1], 1)
         w = reference[name]  # the exporter keeps initializer names; int8 is within half a step of every weight
-        assert q.shape == w.shape and np.all(np.abs(q * scale - w) <= scale / 2 + 1e-7)
+        assert q.dtype == np.int8 and q.shape == w.shape and np.all(np.abs(q * scale - w) <= scale / 2 + 1e-7)
+        assert scale.size == (w.shape[0] if w.ndim == 2 else w.shape[1])  # one scale per row
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.optimized_model_filepath = str(tmp_path / "folded.onnx")
     onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    folded = onnx.load(str(tmp_path / "folded.onnx")).graph
-    constants = {i.name: i.data_type for i in folded.initializer}
-    cells = [node for node in folded.node if node.op_type == "GRU"]
+    after = onnx.load(str(tmp_path / "folded.onnx")).graph
+    constants = {i.name: i.data_type for i in after.initializer}
+    cells = [node for node in after.node if node.op_type == cell.upper()]
     assert len(cells) == 2  # each cell reads fp32 constants again: nothing is dequantized per call
     assert all(constants.get(name) == onnx.TensorProto.FLOAT for node in cells for name in node.input[1:3])
 
@@ -204,19 +208,25 @@ def test_gru_int8_stores_the_cell_weights_int8_and_onnxruntime_folds_them(int8, 
 def test_int8_is_smaller_loads_and_describes_itself(int8, cell):
     fp32, path, report, _ = int8[cell]
     ratio = path.stat().st_size / fp32.stat().st_size
-    assert ratio < (0.5 if cell == "lstm" else 1.0)
+    assert ratio < 0.5
     assert report.quantization["size_ratio"] == pytest.approx(ratio, abs=0.001)
     model = load_model(path)
     q = model.metadata.quantization
     assert q == report.quantization
-    assert q["mode"] == "int8" and "quantize_dynamic" in q["method"]
+    assert q["mode"] == "int8" and "one activation scale per row" in q["method"]
     assert q == ModelSpec.from_metadata({p.key: p.value for p in onnx.load(str(path)).metadata_props}).quantization
     assert model.metadata.vocab.tokens == load_model(fp32).metadata.vocab.tokens
+    assert q["invariance"]["ok"] and q["invariance"]["max_scaled_diff"] <= 1e-6 and q["invariance"]["cases"] >= 8
+    assert 0.5 < q["vs_fp32"]["top1_agreement"] <= 1 and 0 < q["vs_fp32"]["max_abs_diff"] < 0.1
+    assert q["vs_fp32"]["what"] == ("label" if cell == "lstm" else "next token")
+    assert q["step_ratio"] > 0
     shown = CliRunner().invoke(cli, ["inspect", str(path)])
     assert shown.exit_code == 0, shown.output
-    assert f"quantization:  int8 {json.dumps(q['quantized_ops'])}" in shown.stdout.splitlines()
-    stored = "               weights stored int8, computed fp32: " + json.dumps(q.get("weight_only_ops"))
-    assert (stored in shown.stdout.splitlines()) == (cell == "gru")
+    lines = shown.stdout.splitlines()
+    assert f"quantization:  int8 {json.dumps(q['quantized_ops'])}" in lines
+    assert "               weights stored int8, computed fp32: " + json.dumps(q["weight_only_ops"]) in lines
+    assert "               batch-invariant: yes (a text's answers do not depend on its batch or chunking)" in lines
+    assert f"               operators: {', '.join(ROWWISE)} (onnxruntime ≥ 1.17)" in lines
     assert json.loads(CliRunner().invoke(cli, ["inspect", str(path), "--json"]).stdout)["quantization"] == q
 
 
@@ -255,8 +265,8 @@ def test_onnx_metric_of_the_fp32_file_is_the_torch_metric(int8, cell):
     assert (name, higher) == (("perplexity", False) if task == "lm" else ("accuracy", True))
     m = report.quantization["metric"]
     assert m["name"] == name and m["fp32"] == pytest.approx(value, rel=1e-9)
-    assert m["relative_drop"] == pytest.approx(((m["int8"] - m["fp32"]) if task == "lm" else
-                                               (m["fp32"] - m["int8"])) / m["fp32"])
+    assert m["relative_drop"] == pytest.approx(((m["quantized"] - m["fp32"]) if task == "lm" else
+                                               (m["fp32"] - m["quantized"])) / m["fp32"])
 
 
 def fake_metric(fp32_value: float, int8_value: float, name="accuracy", higher=True):
@@ -313,43 +323,53 @@ def test_the_cli_says_what_int8_did(int8, tmp_path, cell):
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"wrote {tmp_path / 'm.onnx'}") and f"{cell} × 2" in lines[0]
     assert lines[1].startswith("parity: ")
-    done = "LSTM ×2, MatMul ×1, Gather ×1" if cell == "lstm" else "MatMul ×1, Gather ×1"
-    assert lines[2].startswith(f"int8: quantized {done}; size ×0.")
+    assert lines[2].startswith("int8: quantized MatMul ×1; size ×0.") and "; step ×" in lines[2]
     assert "max |Δ| vs torch" in lines[2] and "tolerance" in lines[2]
-    kept = "int8: GRU computes in fp32: onnxruntime has no int8 kernel for it (its weights are stored int8)"
-    assert (kept in lines) == (cell == "gru")
+    assert lines[3] == f"int8: weights stored int8, computed in fp32: Gather, {cell.upper()}"
+    what = "label" if cell == "lstm" else "next token"
+    assert lines[4].startswith("int8: vs fp32 max |Δ| ") and f"top-1 {what} agreement " in lines[4]
+    assert lines[5].startswith("int8: alone == batched == chunked: yes (max |Δ| ")
     metric = "accuracy" if cell == "lstm" else "perplexity"
-    assert lines[-1].startswith(f"int8: validation {metric} ")
+    assert lines[6].startswith(f"int8: validation {metric} ") and len(lines) == 7
     report = json.loads(export(ckpt, "--out", tmp_path / "m.onnx", "--quantize", "int8", "--force", "--json").stdout)
     assert report["quantization"]["mode"] == "int8" and report["parity"]["mismatches"] == []
 
 
-def test_int8_export_prints_nothing_and_leaves_the_hosts_logging_alone(ckpts, tmp_path, fresh_python):
-    """onnxruntime's quantizer logs through the root logger, which installs a stderr handler."""
+def test_quantized_export_prints_nothing_and_leaves_the_hosts_logging_alone(ckpts, tmp_path, fresh_python):
+    """onnxruntime's quantizer (int8-dynamic) logs through the root logger, which installs a stderr handler."""
     out = tmp_path / "m.onnx"
     done = fresh_python(f"""
-        import logging
+        import logging, warnings
         from rnnkit.export import export_onnx
         export_onnx({str(ckpts['lstm'])!r}, {str(out)!r}, quantize="int8")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            export_onnx({str(ckpts['lstm'])!r}, {str(out)!r}, quantize="int8-dynamic", overwrite=True)
+        assert [str(w.message).split(":")[0] for w in caught] == ["int8-dynamic quantizes activations with one "
+                                                                  "scale per call"], caught
         assert logging.getLogger().handlers == [], logging.getLogger().handlers
         """)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == ""
     cli_run = fresh_python(f"""
         from rnnkit.runtime.cli import main
-        main(["export", {str(ckpts['gru'])!r}, "--out", {str(out)!r}, "--quantize", "int8", "--force"])
+        main(["export", {str(ckpts['gru'])!r}, "--out", {str(out)!r}, "--quantize", "int8-dynamic", "--force"])
         """)
     assert cli_run.returncode == 0, cli_run.stderr
-    assert cli_run.stderr == "" and "Traceback" not in cli_run.stdout
-    assert cli_run.stdout.count("\n") == 5 and os.path.getsize(out) > 0
+    assert cli_run.stderr.startswith("Warning: int8-dynamic quantizes activations with one scale per call: a text's")
+    assert cli_run.stderr.count("\n") == 1 and "Traceback" not in cli_run.stdout
+    lines = cli_run.stdout.splitlines()
+    assert len(lines) == 8 and os.path.getsize(out) > 0
+    assert lines[4] == "int8-dynamic: GRU computes in fp32: onnxruntime has no int8 kernel for it"
+    assert lines[6].startswith("int8-dynamic: alone == batched == chunked: no, by design (max |Δ| ")
 
 
 def test_int8_that_makes_the_file_larger_says_so(tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "run", task="classify", cell="rnn", hidden=8, embed=4)  # weights ≪ overhead
-    with pytest.warns(RnnkitWarning, match=r"int8 did not make the file smaller \(×1\.\d\d\): RNN computes in fp32"):
+    with pytest.warns(RnnkitWarning, match=r"int8 did not make the file smaller \(×1\.\d\d\): the layers are too"):
         report = export_onnx(ckpt, tmp_path / "model.onnx", quantize="int8")
     assert report.quantization["size_ratio"] >= 1
-    assert report.quantization["not_quantized_ops"] == {"RNN": 1}
+    assert report.quantization["weight_only_ops"] == {"Gather": 1, "RNN": 1}
 
 
 def gru_graph(path, *, w_is_input=False, zero_row=False):
