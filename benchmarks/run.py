@@ -1,6 +1,6 @@
 """``make bench``: rnnkit against torch eager, bare onnxruntime and the hardware, in one run.
 
-P1 streaming step (batch 1) · P2 many streams · P3 int8 vs fp32 · P4 cold start and install
+P1 streaming step (batch 1) · P2 many streams · P3 quantized vs fp32 · P4 cold start and install
 size · P5 whole-text throughput · P6 training throughput · P7 live word streams · P8 hostile
 input (a 1 MB prompt's memory, the largest legal metadata's load time). Every figure is a
 median over repeats with its spread; ratios come first, goals are printed next to them, and a
@@ -31,7 +31,7 @@ from rnnkit.runtime.bench import bare_steps, batcher_speedup, median_time
 
 from .hostile import hostile_rows
 from .models import SIZES, SMALL, random_model, weight_bytes_per_step
-from .training import int8_versus_fp32, training_throughput
+from .training import quantized_versus_fp32, training_throughput
 from .word_stream import word_stream_rows
 
 CELLS = ("rnn", "gru", "lstm")
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
           f"torch {results['machine']['torch']}, onnxruntime {results['machine']['onnxruntime']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="rnnkit-bench-") as tmp:
         work = Path(tmp)
-        sections = {"P1": p1_step, "P2": p2_streams, "P3": int8_versus_fp32, "P4": p4_cold_start,
+        sections = {"P1": p1_step, "P2": p2_streams, "P3": quantized_versus_fp32, "P4": p4_cold_start,
                     "P5": p5_whole_text, "P6": training_throughput, "P7": word_stream_rows,
                     "P8": hostile_rows}
         for name, fn in sections.items():

@@ -51,7 +51,10 @@ log = logging.getLogger(__name__)
 _CELLS = ("RNN", "GRU", "LSTM")
 _MS = "com.microsoft"
 HEAD_WEIGHT_MAX = 63  # int8 head weights in ±63: u8 × s8 pairs stay within int16 on every x86 kernel
-BLOCK = 32  # int4: values per scale, along the hidden axis (head) and the embedding axis
+BLOCK = 32  # int4: values per scale along the head's hidden axis
+# and along the embedding's width: 64 where it divides (a scale is 4 bytes: 0.0625 of a byte a
+# value, not 0.125; an embedding row is read, not summed over), else 32
+EMBED_BLOCKS = (64, 32)
 # The oldest onnxruntime that runs a mode's file (CPU provider, each version tried): int8 uses
 # standard operators only; GatherBlockQuantized reads uint8 data from 1.22 (the ``bits``
 # attribute only from 1.23, so int4 leaves it at its default, 4).
@@ -98,9 +101,10 @@ def _rewrite(model: onnx.ModelProto, mode: str) -> dict[str, Any]:
     parts = _Parts(model)
     quantized: Counter[str] = Counter()
     weight_only: Counter[str] = Counter()
-    embedding_int4 = mode == "int4" and parts.embed % BLOCK == 0
+    block = next((b for b in EMBED_BLOCKS if parts.embed % b == 0), None) if mode == "int4" else None
+    embedding_int4 = block is not None
     if embedding_int4:
-        _gather_block_quantized(parts)
+        _gather_block_quantized(parts, block)
         quantized["Gather"] += 1
     else:
         _fold_int8(parts, parts.embedding.input[0], axes=(1,))
@@ -122,8 +126,9 @@ def _rewrite(model: onnx.ModelProto, mode: str) -> dict[str, Any]:
               "folded to float32 at load")
     if mode == "int4":
         method = (f"int4 head (MatMulNBits, blocks of {BLOCK}, accuracy_level 4) and "
-                  + (f"int4 embedding (GatherBlockQuantized, blocks of {BLOCK}); " if embedding_int4 else
-                     f"int8 embedding folded at load (its width {parts.embed} is not a multiple of {BLOCK}); ")
+                  + (f"int4 embedding (GatherBlockQuantized, blocks of {block}); " if embedding_int4 else
+                     f"int8 embedding folded at load (its width {parts.embed} is not a multiple of "
+                     f"{EMBED_BLOCKS[-1]}); ")
                   + "cell weights int8 with one scale per row, folded to float32 at load")
     return {"mode": mode, "batch_invariant": True, "method": method, "quantized_ops": dict(quantized),
             "weight_only_ops": dict(weight_only), "not_quantized_ops": {}}
@@ -237,14 +242,14 @@ def _rowwise_int8_head(parts: _Parts) -> None:
     ]
 
 
-def _blocks(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """``w`` (rows, k) as unsigned ``bits``-bit codes (zero point 2^(bits-1)) in blocks of BLOCK
-    along k, padded with zeros; returns (codes (rows, blocks, BLOCK), scales (rows, blocks))."""
+def _blocks(w: np.ndarray, bits: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``w`` (rows, k) as unsigned ``bits``-bit codes (zero point 2^(bits-1)) in blocks of ``size``
+    along k, padded with zeros; returns (codes (rows, blocks, size), scales (rows, blocks))."""
     rows, k = w.shape
-    blocks = -(-k // BLOCK)
-    padded = np.zeros((rows, blocks * BLOCK), np.float32)
+    blocks = -(-k // size)
+    padded = np.zeros((rows, blocks * size), np.float32)
     padded[:, :k] = w
-    padded = padded.reshape(rows, blocks, BLOCK)
+    padded = padded.reshape(rows, blocks, size)
     top = 2 ** (bits - 1) - 1
     scale = np.abs(padded).max(axis=2) / top
     scale[scale == 0] = 1
@@ -261,7 +266,7 @@ def _matmul_nbits(parts: _Parts) -> None:
     head = parts.head
     w = parts.take(head.input[1]).astype(np.float32)  # (hidden, n_out)
     k, n = w.shape
-    codes, scale = _blocks(np.ascontiguousarray(w.T), 4)  # (n, blocks, BLOCK)
+    codes, scale = _blocks(np.ascontiguousarray(w.T), 4, BLOCK)  # (n, blocks, BLOCK)
     weight = parts.constant("head.q4.weight", _pack4(codes))
     scales = parts.constant("head.q4.scales", scale.reshape(-1))
     parts.replaced[head.output[0]] = [helper.make_node(
@@ -269,15 +274,15 @@ def _matmul_nbits(parts: _Parts) -> None:
         K=k, N=n, bits=4, block_size=BLOCK, accuracy_level=4)]
 
 
-def _gather_block_quantized(parts: _Parts) -> None:
+def _gather_block_quantized(parts: _Parts, block: int) -> None:
     gather = parts.embedding
-    w = parts.take(gather.input[0]).astype(np.float32)  # (vocab, embed), embed a multiple of BLOCK
-    codes, scale = _blocks(w, 4)
+    w = parts.take(gather.input[0]).astype(np.float32)  # (vocab, embed), embed a multiple of block
+    codes, scale = _blocks(w, 4, block)
     data = parts.constant("embedding.q4.data", _pack4(codes.reshape(w.shape[0], -1)))
     scales = parts.constant("embedding.q4.scales", scale)
     parts.replaced[gather.output[0]] = [helper.make_node(
         "GatherBlockQuantized", [data, gather.input[1], scales], [gather.output[0]], name="embedding.q4",
-        domain=_MS, gather_axis=0, quantize_axis=1, block_size=BLOCK)]  # 4 bits: without ``bits``, from 1.22
+        domain=_MS, gather_axis=0, quantize_axis=1, block_size=block)]  # 4 bits: without ``bits``, from 1.22
 
 
 # -- int8-dynamic: onnxruntime's quantize_dynamic ------------------------------------------------

@@ -113,10 +113,26 @@ def test_classify_gives_a_text_the_same_scores_in_any_batch(files, cell, mode):
     model = load_model(path)
     text = TEXTS[0]
     alone = model.classify(text).scores
-    for batch, size in (([*OTHERS, text], 64), ([text, *OTHERS, *OTHERS], 3), ([OTHERS[1], text], 1)):
-        got = model.classify(batch, batch_size=size)[batch.index(text)].scores
+    two_threads = load_model(path, threads=2)  # onnxruntime splits the work between threads: same sums
+    for runner, batch, size in ((model, [*OTHERS, text], 64), (model, [text, *OTHERS, *OTHERS], 3),
+                                (model, [OTHERS[1], text], 1), (two_threads, [*OTHERS * 8, text], 64)):
+        got = runner.classify(batch, batch_size=size)[batch.index(text)].scores
         assert got.keys() == alone.keys()
         assert all(abs(got[k] - alone[k]) <= INVARIANCE_TOL for k in alone), (size, got, alone)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_tagger_tags_a_text_the_same_alone_and_among_others(files, mode):
+    path, _ = files("tag", "gru", mode)
+    model = load_model(path)
+    text = TEXTS[0] + TEXTS[4]
+    alone = model.tag(text)
+    streams = [model.tag_stream() for _ in range(4)]
+    batcher = model.batcher()
+    pieces = [text[:3], text[3:4], text[4:]]
+    results = [batcher.feed(streams, [piece, *OTHERS[:3]])[0] for piece in pieces]
+    results.append(batcher.flush(streams)[0])
+    assert [pair for r in results if r is not None for pair in r] == list(alone)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -136,6 +152,17 @@ def test_int4_is_smaller_than_int8_and_reports_what_it_needs(files, cell):
     assert attrs == {"K": 40, "N": report.spec.n_out, "bits": 4, "block_size": 32, "accuracy_level": 4}
     # the scheme's loss is larger than int8's, and stated
     assert q["vs_fp32"]["max_abs_diff"] > files("lm", cell, "int8")[1].quantization["vs_fp32"]["max_abs_diff"]
+
+
+@pytest.mark.parametrize(("embed", "block"), [(64, 64), (96, 32)])
+def test_int4_embeddings_use_blocks_of_64_where_they_divide_the_width(tmp_path, embed, block):
+    ckpt = tiny_checkpoint(tmp_path / "run", task="lm", cell="gru", hidden=40, embed=embed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = export_onnx(ckpt, tmp_path / "m.onnx", quantize="int4", max_drop=1.0).quantization
+    node = next(n for n in onnx.load(str(tmp_path / "m.onnx")).graph.node if n.op_type == "GatherBlockQuantized")
+    assert {a.name: a.i for a in node.attribute}["block_size"] == block and q["invariance"]["ok"]
+    assert f"int4 embedding (GatherBlockQuantized, blocks of {block})" in q["method"]
 
 
 def test_int4_with_an_embedding_width_that_is_not_whole_blocks_keeps_an_int8_embedding(tmp_path):
