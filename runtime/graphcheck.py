@@ -195,8 +195,11 @@ def _check_structure(model: OnnxModel, spec: ModelSpec, path: Path) -> None:
         if (domain, node.op_type) not in allowed:
             where = f"{domain}." if domain else ""
             hint = " (control flow)" if node.op_type in ("Loop", "If", "Scan") else ""
+            legacy = (" (a file without \"batch_invariant\": true, read as the dynamic scheme of older files)"
+                      if mode == "int8" and spec.quantization.get("batch_invariant") is not True else "")
             raise ModelFileError(f"{path} uses operator {where}{node.op_type}{hint}, which rnnkit's exporters "
-                                 f"do not write for quantization {mode!r}; refused: export models with `rnnkit export`")
+                                 f"do not write for quantization {mode!r}{legacy}; refused: export models with "
+                                 "`rnnkit export`")
         for attribute in node.attributes.values():
             if attribute.has_graph or attribute.has_sparse:
                 raise ModelFileError(f"{path}: node {node.op_type} carries a subgraph or a sparse tensor "
