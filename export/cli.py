@@ -68,8 +68,9 @@ def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | N
     q = report.quantization
     if q:
         mode = q["mode"]
-        done = ", ".join(f"{op} ×{n}" for op, n in q["quantized_ops"].items()) or "nothing"
-        click.echo(f"{mode}: quantized {done}; size ×{q['size_ratio']:.2f}; step ×{q['step_ratio']:.2f} "
+        done = ", ".join(f"{op} ×{n}" for op, n in q["quantized_ops"].items())
+        done = f"quantized {done}" if done else "no layer computes quantized"
+        click.echo(f"{mode}: {done}; size ×{q['size_ratio']:.2f}; step ×{q['step_ratio']:.2f} "
                    f"(batch 1, one thread); max |Δ| vs torch {q['max_abs_diff']:.2e} (tolerance {q['atol']:.1e})")
         if q.get("weight_only_ops"):
             click.echo(f"{mode}: weights stored int8, computed in fp32: {', '.join(q['weight_only_ops'])}")

@@ -16,7 +16,8 @@ embedding, the recurrent cells, the output layer (the "head") — then says what
 ``int4``
     The head is ``com.microsoft.MatMulNBits`` (4 bits, blocks of 32, ``accuracy_level`` 4: its
     activations are quantized per block of each row, so it is row-wise too) and the embedding
-    ``com.microsoft.GatherBlockQuantized`` (4 bits, blocks of 32); cells as in ``int8``. The
+    ``com.microsoft.GatherBlockQuantized`` (4 bits, blocks of 64, or 32 where 64 does not divide
+    its width); cells as in ``int8``. The
     file is about a fifth of fp32; its answers move further from fp32's.
 ``int8-dynamic``
     onnxruntime's ``quantize_dynamic``: one activation scale **per call** (``MatMulInteger``
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 _CELLS = ("RNN", "GRU", "LSTM")
 _MS = "com.microsoft"
 HEAD_WEIGHT_MAX = 63  # int8 head weights in ±63: u8 × s8 pairs stay within int16 on every x86 kernel
+# int8 computes the head in int8 from this many weights (1 MiB of fp32) up; a smaller head is
+# stored int8 and folded to fp32 like the cells: the row-wise scale costs a dozen small nodes a
+# step (~25 µs here), more than an int8 product saves on a classifier's or tagger's few outputs.
+HEAD_COMPUTE_INT8 = 1 << 18
 BLOCK = 32  # int4: values per scale along the head's hidden axis
 # and along the embedding's width: 64 where it divides (a scale is 4 bytes: 0.0625 of a byte a
 # value, not 0.125; an embedding row is read, not summed over), else 32
@@ -113,17 +118,27 @@ def _rewrite(model: onnx.ModelProto, mode: str) -> dict[str, Any]:
         for slot in (1, 2):  # W, R: (directions, gates × hidden, inputs)
             _fold_int8(parts, cell.input[slot], axes=(0, 2))
         weight_only[cell.op_type] += 1
+    head_weights = int(np.prod(parts.weights[parts.head.input[1]].dims))
+    head_int8 = mode == "int8" and head_weights >= HEAD_COMPUTE_INT8
     if mode == "int4":
         _matmul_nbits(parts)
-    else:
+    elif head_int8:
         _rowwise_int8_head(parts)
-    quantized["MatMul"] += 1
+    else:  # (hidden, n_out): one scale per output column
+        _fold_int8(parts, parts.head.input[1], axes=(0,))
+        weight_only["MatMul"] += 1
+    if mode == "int4" or head_int8:
+        quantized["MatMul"] += 1
     parts.finish()
     if mode == "int4" and _MS not in {o.domain for o in model.opset_import}:
         model.opset_import.append(helper.make_opsetid(_MS, 1))
     method = ("int8 head with one activation scale per row (MatMulInteger, u8 zero point 128, weights ±63 "
               "with one scale per column); embedding and cell weights int8 with one scale per row, "
               "folded to float32 at load")
+    if mode == "int8" and not head_int8:
+        method = (f"embedding, cell and output-layer weights int8 with one scale per row (per column for the "
+                  f"output layer), folded to float32 at load; the output layer's {head_weights} weights compute in "
+                  f"fp32 (fewer than {HEAD_COMPUTE_INT8}: an int8 product would cost more than it saves)")
     if mode == "int4":
         method = (f"int4 head (MatMulNBits, blocks of {BLOCK}, accuracy_level 4) and "
                   + (f"int4 embedding (GatherBlockQuantized, blocks of {block}); " if embedding_int4 else

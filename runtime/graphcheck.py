@@ -23,7 +23,8 @@ from .onnxfile import OnnxModel, Tensor
 from .shapes import ShapeRefused, broadcast, elements, infer_shapes
 from .text import byte_size
 
-__all__ = ["DEFAULT_CALL_BYTES", "MAX_WEIGHT_BYTES", "OPERATORS", "Budget", "check_model", "operators_for"]
+__all__ = ["DEFAULT_CALL_BYTES", "MAX_WEIGHT_BYTES", "OPERATORS", "Budget", "check_model", "operators_for",
+           "required_onnxruntime"]
 
 # onnx's TensorProto.DataType codes of the tensors rnnkit writes, and their sizes in bytes
 _ITEMSIZE = {1: 4, 2: 1, 3: 1, 6: 4, 7: 8}
@@ -48,6 +49,23 @@ OPERATORS: dict[str, frozenset[tuple[str, str]]] = {
 }
 _HEADS = {"MatMul", "MatMulInteger", "MatMulNBits"}
 _EMBEDDINGS = {"Gather", "GatherBlockQuantized"}
+
+
+# The oldest onnxruntime whose CPU provider runs a node (measured on every release from 1.17.3):
+# MatMulNBits at 8 bits and GatherBlockQuantized on uint8 data arrived in 1.22.
+def _node_needs(node) -> str | None:
+    if node.op_type == "GatherBlockQuantized":
+        return "1.22"
+    if node.op_type == "MatMulNBits" and "bits" in node.attributes and node.attributes["bits"].i == 8:
+        return "1.22"
+    return None
+
+
+def required_onnxruntime(model: OnnxModel) -> str | None:
+    """The oldest onnxruntime the graph's own operators need (None: any rnnkit supports), whatever
+    its metadata says."""
+    needs = [need for node in model.nodes if (need := _node_needs(node))]
+    return max(needs, key=lambda v: tuple(int(p) for p in v.split("."))) if needs else None
 
 
 def operators_for(quantization: dict) -> frozenset[tuple[str, str]]:
@@ -406,7 +424,8 @@ def _blocking(node, path: Path) -> tuple[int, int]:
     attrs = node.attributes
     bits = attrs["bits"].i if "bits" in attrs else 4 if node.op_type == "GatherBlockQuantized" else None
     block = attrs["block_size"].i if "block_size" in attrs else None
-    if bits not in (4, 8) or block not in (16, 32, 64, 128, 256):
+    allowed = (4,) if node.op_type == "GatherBlockQuantized" else (4, 8)
+    if bits not in allowed or block not in (16, 32, 64, 128, 256):
         raise ModelFileError(f"{path}: a {node.op_type} node with (bits, block_size) = {(bits, block)}, which "
                              "rnnkit's exporters never write; refused")
     return bits, block

@@ -23,7 +23,7 @@ from .errors import (
     StateError,
     TaskError,
 )
-from .graphcheck import DEFAULT_CALL_BYTES, Budget, check_model
+from .graphcheck import DEFAULT_CALL_BYTES, Budget, check_model, required_onnxruntime
 from .onnxfile import OnnxFormatError, read_onnx
 from .sampling import Sampler, StopMatcher
 from .session import Providers, check_onnxruntime_version, make_session, read_model_file
@@ -85,7 +85,7 @@ def load_model(path: str | Path, *, providers: Providers = "auto", threads: int 
                              "re-export it with `rnnkit export`")
     spec = ModelSpec.from_metadata(graph.metadata)
     budget = check_model(graph, spec, path, max_call_bytes=max_call_bytes)
-    check_onnxruntime_version(spec.quantization, path)
+    check_onnxruntime_version(spec.quantization, path, graph_needs=required_onnxruntime(graph))
     external = any(t.external is not None for t in graph.initializers)
     session, used = make_session(path, providers=providers, threads=threads, spin=spin, fallback=fallback,
                                  sess_options=sess_options, data=None if external else data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,27 +29,31 @@ def _ort():
     return onnxruntime
 
 
-def _version(text: str) -> tuple[int, ...]:
-    """``"1.20.1"`` → (1, 20, 1); a local or pre-release suffix ("1.21.0.dev2024", "1.22.0+cu12") is dropped."""
+def _version(text: str) -> tuple[int, int, int]:
+    """``"1.20.1"`` → (1, 20, 1), ``"1.22"`` → (1, 22, 0): each part's leading digits, so a
+    pre-release or local suffix ("1.22.0rc1", "1.21.0.dev2024", "1.22.0+cu12") is dropped."""
     parts = []
     for piece in text.split("+")[0].split(".")[:3]:
-        digits = "".join(c for c in piece if c.isdigit()) if piece[:1].isdigit() else ""
-        if not digits:
+        digits = re.match(r"[0-9]+", piece)
+        if digits is None:
             break
-        parts.append(int(digits))
-    return tuple(parts)
+        parts.append(int(digits.group()))
+    return (*parts, 0, 0, 0)[:3]
 
 
-def check_onnxruntime_version(quantization: dict[str, Any], path: Path, installed: str | None = None) -> None:
+def check_onnxruntime_version(quantization: dict[str, Any], path: Path, installed: str | None = None, *,
+                              graph_needs: str | None = None) -> None:
     """Refuse a file whose operators need a newer onnxruntime than the one installed.
 
-    A quantized file records ``min_onnxruntime`` (int4's MatMulNBits and GatherBlockQuantized are
-    newer than the lower bound rnnkit supports); an older runtime would fail inside session
-    creation with a kernel error instead.
+    A quantized file records ``min_onnxruntime`` (int4's GatherBlockQuantized is newer than the
+    lower bound rnnkit supports); ``graph_needs`` is what the graph's own operators need, which
+    counts even where the metadata says less. An older runtime would otherwise fail inside
+    session creation with a kernel error.
     """
-    need = quantization.get("min_onnxruntime")
-    if not need:
+    needs = [v for v in (quantization.get("min_onnxruntime"), graph_needs) if v]
+    if not needs:
         return
+    need = max(needs, key=_version)
     installed = installed or _ort().__version__
     if _version(installed) < _version(need):
         ops = ", ".join(quantization.get("operators") or ()) or "its operators"

@@ -43,6 +43,17 @@ class Usage:
             self.per_row += static
 
 
+# operator → (fewest inputs, most inputs, most outputs) of the nodes rnnkit's exporters write
+_ARITY = {
+    "Cast": (1, 1, 1), "Abs": (1, 1, 1), "Round": (1, 1, 1), "Transpose": (1, 1, 1), "Clip": (3, 3, 1),
+    "ReduceMax": (1, 2, 1), "Squeeze": (1, 2, 1), "Slice": (3, 5, 1), "Concat": (1, 1 << 16, 1),
+    "Gather": (2, 2, 1), "GatherBlockQuantized": (3, 3, 1), "DequantizeLinear": (2, 3, 1),
+    "DynamicQuantizeLinear": (1, 1, 3), "MatMul": (2, 2, 1), "MatMulInteger": (2, 4, 1), "MatMulNBits": (3, 3, 1),
+    "Add": (2, 2, 1), "Mul": (2, 2, 1), "Div": (2, 2, 1), "Max": (2, 2, 1),
+    "RNN": (3, 6, 2), "GRU": (3, 6, 2), "LSTM": (3, 8, 3), "DynamicQuantizeLSTM": (3, 12, 3),
+}
+
+
 def infer_shapes(nodes: Sequence[Node], spec: ModelSpec, constants: dict[str, tuple[int, ...]],
                  values: dict[str, tuple[int, ...]]) -> tuple[dict[str, Shape], Usage]:
     """Every tensor's shape and what the activations hold; raise :class:`ShapeRefused`."""
@@ -54,7 +65,13 @@ def infer_shapes(nodes: Sequence[Node], spec: ModelSpec, constants: dict[str, tu
     for node in nodes:
         if all(out in constants for out in node.outputs):
             continue  # a constant (or a fold of constants), sized by the caller
+        _check_arity(node, shapes)
+        if node.op_type == "Clip" and any(b not in constants or elements(constants[b]) != 1 or len(constants[b]) > 1
+                                          for b in node.inputs[1:]):
+            raise ShapeRefused(f"Clip with bounds {list(node.inputs[1:])} that are not scalar constants")
         outs = _outputs(node, shapes, values, spec, usage)
+        if len([o for o in node.outputs if o]) > len(outs):
+            raise ShapeRefused(f"{node.op_type} with {len(node.outputs)} outputs")
         for name, shape in zip(node.outputs, outs):
             if not name:
                 continue
@@ -67,27 +84,38 @@ def infer_shapes(nodes: Sequence[Node], spec: ModelSpec, constants: dict[str, tu
     return shapes, usage
 
 
+def _check_arity(node: Node, shapes: dict[str, Shape]) -> None:
+    fewest, most, outputs = _ARITY.get(node.op_type, (0, 0, 0))
+    given = len(node.inputs)
+    if not fewest <= given <= most or len(node.outputs) > outputs or not node.outputs:
+        raise ShapeRefused(f"{node.op_type} with {given} inputs and {len(node.outputs)} outputs")
+    for name in node.inputs[:fewest]:
+        if name not in shapes:  # a required input left empty, or one nothing computes
+            raise ShapeRefused(f"{node.op_type} without its input {name!r}")
+
+
 def _outputs(node: Node, shapes: dict[str, Shape], values: dict[str, tuple[int, ...]], spec: ModelSpec,
              usage: Usage) -> list[Shape]:
     op, attrs = node.op_type, node.attributes
+    if any(i and i not in shapes for i in node.inputs):
+        raise ShapeRefused(f"{node.op_type} reads a tensor whose shape is unknown")
     ins = [shapes[i] if i else () for i in node.inputs]
     if op in ("Cast", "DequantizeLinear", "Abs", "Round", "Clip"):
-        if op == "Clip" and any(elements(b) != 1 for b in ins[1:]):
-            raise ShapeRefused(f"Clip with bounds of shapes {[_show(b) for b in ins[1:]]}")
         return [ins[0]]
-    if op == "ReduceMax":  # the int8 head's scale of each row: over the last axis, kept as 1
+    if op == "ReduceMax":  # the int8 head's scale of each row: over its static last axis, kept as 1
         axes = list(attrs["axes"].ints) if "axes" in attrs else _const(node, 1, values, "axes")
         keep = attrs["keepdims"].i if "keepdims" in attrs else 1
-        if not ins[0] or [_axis(a, len(ins[0])) for a in axes] != [len(ins[0]) - 1] or keep != 1:
-            raise ShapeRefused(f"ReduceMax over axes {axes} (keepdims {keep}) of a tensor of shape {_show(ins[0])}, "
-                               "not over its last axis alone")
-        return [(*ins[0][:-1], 1)]
+        x = ins[0]
+        if not x or not isinstance(x[-1], int) or [_axis(a, len(x)) for a in axes] != [len(x) - 1] or keep != 1:
+            raise ShapeRefused(f"ReduceMax over axes {axes} (keepdims {keep}) of a tensor of shape {_show(x)}, "
+                               "not over its last axis alone, of a fixed size")
+        return [(*x[:-1], 1)]
     if op == "GatherBlockQuantized":  # data (rows, width × bits / 8)
         bits = attrs["bits"].i if "bits" in attrs else 4
         return [ins[1] + (ins[0][1] * 8 // bits,)]
     if op == "MatMulNBits":
         a, k, n = ins[0], attrs["K"].i, attrs["N"].i
-        if not a or a[-1] != k:
+        if not a or a[-1] != k or not isinstance(a[-1], int):
             raise ShapeRefused(f"MatMulNBits of K = {k} reads a tensor of shape {_show(a)}")
         return [(*a[:-1], n)]
     if op == "DynamicQuantizeLinear":
@@ -116,9 +144,9 @@ def _outputs(node: Node, shapes: dict[str, Shape], values: dict[str, tuple[int, 
         hidden = attrs["hidden_size"].i
         usage.workspace += {"RNN": 1, "GRU": 3}.get(op, 4) * hidden
         return [("T", 1, "B", hidden), (1, "B", hidden), (1, "B", hidden)][: len(node.outputs)]
-    if op in ("MatMul", "MatMulInteger"):
+    if op in ("MatMul", "MatMulInteger"):  # a sum over a fixed axis: never over the batch or the text
         a, b = ins[0], ins[1]
-        if len(b) != 2 or not a or a[-1] != b[0]:
+        if len(b) != 2 or not a or a[-1] != b[0] or not isinstance(b[0], int):
             raise ShapeRefused(f"{op} of shapes {_show(a)} and {_show(b)}")
         return [(*a[:-1], b[1])]
     if op in ("Add", "Mul", "Div", "Max"):

@@ -18,12 +18,20 @@ from factory import TEXTS, tiny_checkpoint  # noqa: E402
 from onnx_edits import rewrite_metadata  # noqa: E402
 
 import rnnkit.export.exporter as exporter  # noqa: E402
+import rnnkit.export.quantize as quantize  # noqa: E402
 from rnnkit.export import export_onnx  # noqa: E402
 from rnnkit.export.quantgate import INVARIANCE_TOL  # noqa: E402
 from rnnkit.runtime import load_model  # noqa: E402
 from rnnkit.runtime.cli import cli  # noqa: E402
-from rnnkit.runtime.errors import ConfigError, ModelFileError, QuantizationError, RnnkitWarning  # noqa: E402
+from rnnkit.runtime.errors import (  # noqa: E402
+    ConfigError,
+    MetadataError,
+    ModelFileError,
+    QuantizationError,
+    RnnkitWarning,
+)
 from rnnkit.runtime.session import check_onnxruntime_version  # noqa: E402
+from rnnkit.train.checkpoint import load_checkpoint  # noqa: E402
 
 CELLS = ["rnn", "gru", "lstm"]
 MODES = ["int8", "int4"]
@@ -53,8 +61,9 @@ def files(tmp_path_factory):
         if key not in made:
             folder = tmp_path_factory.mktemp(f"{task}-{cell}-{mode}")
             ckpt = tiny_checkpoint(folder, task=task, cell=cell, layers=2, hidden=40, embed=32)
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
                 warnings.simplefilter("ignore")  # tiny files may not shrink; int8-dynamic warns by design
+                patch.setattr(quantize, "HEAD_COMPUTE_INT8", 0)  # int8 products even in tiny heads
                 report = export_onnx(ckpt, folder / "model.onnx", quantize=mode, max_drop=1.0)
             made[key] = folder / "model.onnx", report
         return made[key]
@@ -133,6 +142,26 @@ def test_a_tagger_tags_a_text_the_same_alone_and_among_others(files, mode):
     results = [batcher.feed(streams, [piece, *OTHERS[:3]])[0] for piece in pieces]
     results.append(batcher.flush(streams)[0])
     assert [pair for r in results if r is not None for pair in r] == list(alone)
+
+
+@pytest.mark.parametrize("task", ["classify", "lm"])
+def test_int8_computes_in_int8_only_a_head_large_enough_to_gain(tmp_path, monkeypatch, task):
+    ckpt = tiny_checkpoint(tmp_path / "run", task=task, cell="gru", hidden=40, embed=32)
+    n_out = load_checkpoint(ckpt)["model"]["head.weight"].shape[0]
+    for bound, int8_head in ((40 * n_out, True), (40 * n_out + 1, False)):
+        monkeypatch.setattr(quantize, "HEAD_COMPUTE_INT8", bound)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q = export_onnx(ckpt, tmp_path / "m.onnx", quantize="int8", max_drop=1.0, overwrite=True).quantization
+        ops = {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
+        assert ("MatMulInteger" in ops) == int8_head and ("MatMul" in ops) != int8_head
+        assert q["quantized_ops"] == ({"MatMul": 1} if int8_head else {})
+        assert ("MatMul" in q["weight_only_ops"]) != int8_head and q["invariance"]["ok"]
+        assert q["operators"] == (["Abs", "Cast", "Clip", "Div", "MatMulInteger", "Max", "Mul", "ReduceMax", "Round"]
+                                  if int8_head else ["Cast", "Mul"])
+    assert 40 * n_out + 1 == quantize.HEAD_COMPUTE_INT8
+    monkeypatch.undo()
+    assert quantize.HEAD_COMPUTE_INT8 == 1 << 18  # by default a tiny model's head is folded, not int8-computed
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -283,3 +312,88 @@ def test_int4_refused_by_max_drop_says_how_to_accept_it(ckpts, tmp_path, monkeyp
         warnings.simplefilter("ignore")
         report = export_onnx(ckpts["lstm"], out, quantize="int4", max_drop=0.12)
     assert report.quantization["metric"]["quantized"] == 0.8
+
+
+@pytest.mark.parametrize("installed", ["1.22.0rc1", "1.21.9rc12", "1.22"])
+def test_pre_releases_count_as_their_release(installed, tmp_path):
+    q = {"mode": "int4", "min_onnxruntime": "1.22.1"}
+    with pytest.raises(ModelFileError, match=r"needs onnxruntime ≥ 1\.22\.1"):
+        check_onnxruntime_version(q, tmp_path / "m.onnx", installed)
+    check_onnxruntime_version({"mode": "int4", "min_onnxruntime": "1.22"}, tmp_path / "m.onnx", "1.22.0")
+
+
+def test_what_the_graph_needs_counts_when_the_metadata_does_not_say(files, tmp_path, monkeypatch):
+    import onnxruntime
+
+    int4, report = files("lm", "gru", "int4")
+    silent = {k: v for k, v in report.quantization.items() if k not in ("min_onnxruntime", "operators")}
+    quiet = rewrite_metadata(int4, tmp_path / "quiet.onnx", quantization=json.dumps(silent))
+    monkeypatch.setattr(onnxruntime, "__version__", "1.21.1")
+    with pytest.raises(ModelFileError, match=r"needs onnxruntime ≥ 1\.22 for its operators; this one is 1\.21\.1"):
+        load_model(quiet)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_file_written_at_opset_18_takes_reducemax_axes_as_an_input(tmp_path, mode, monkeypatch):
+    monkeypatch.setattr(quantize, "HEAD_COMPUTE_INT8", 0)
+    ckpt = tiny_checkpoint(tmp_path / "run", task="lm", cell="lstm", hidden=40, embed=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = export_onnx(ckpt, tmp_path / "m.onnx", quantize=mode, opset=18, max_drop=1.0).quantization
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    assert {o.domain: o.version for o in model.opset_import}[""] == 18 and q["invariance"]["ok"]
+    if mode == "int8":
+        reduce = next(n for n in model.graph.node if n.op_type == "ReduceMax")
+        assert len(reduce.input) == 2 and not [a for a in reduce.attribute if a.name == "axes"]
+    assert load_model(tmp_path / "m.onnx").stream().feed("hello") is not None
+
+
+def _edit_head(path, out, edit):
+    model = onnx.load(str(path))
+    edit(model.graph)
+    out.write_bytes(model.SerializeToString())
+    return out
+
+
+def test_a_scale_shared_across_the_batch_is_refused_though_the_file_claims_invariance(files, tmp_path):
+    """Transposing the batch last and reducing over it would mix rows: the reduced axis must be fixed."""
+    from onnx import helper
+
+    path, _ = files("lm", "gru", "int8")
+
+    def batch_last(graph):
+        nodes = list(graph.node)
+        reduce = next(n for n in nodes if n.op_type == "ReduceMax")
+        at = nodes.index(reduce)
+        source = reduce.input[0]  # (B, T, hidden)
+        graph.node.insert(at, helper.make_node("Transpose", [source], ["moved"], perm=[1, 2, 0]))  # (T, hidden, B)
+        reduce.input[0] = "moved"
+        del reduce.attribute[:]
+        reduce.attribute.extend([helper.make_attribute("axes", [-1]), helper.make_attribute("keepdims", 1)])
+
+    hostile = _edit_head(path, tmp_path / "mixed.onnx", batch_last)
+    with pytest.raises(ModelFileError, match=r"ReduceMax over axes \[-1\] .* not over its last axis alone, of a "
+                                             r"fixed size"):
+        load_model(hostile)
+
+
+@pytest.mark.parametrize("edit", ["no inputs", "extra output", "clip bound computed"])
+def test_malformed_quantized_nodes_are_refused_not_crashed_on(files, tmp_path, edit):
+    path, _ = files("lm", "gru", "int8")
+
+    def change(graph):
+        nodes = list(graph.node)
+        if edit == "no inputs":
+            node = next(n for n in nodes if n.op_type == "Round")
+            del node.input[:]
+        elif edit == "extra output":
+            node = next(n for n in nodes if n.op_type == "Abs")
+            node.output.append("spare")
+        else:
+            node = next(n for n in nodes if n.op_type == "Clip")
+            node.input[1] = next(n for n in nodes if n.op_type == "Div").output[0]  # the row scale: (B, T, 1)
+
+    hostile = _edit_head(path, tmp_path / "bad.onnx", change)
+    with pytest.raises((ModelFileError, MetadataError)) as info:
+        load_model(hostile)
+    assert "\n" not in str(info.value) and "refused" in str(info.value)
