@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             q = int8.quantization
             m = q.get("metric", {})
             say(f"   exported {int8.path.name}: {int8.size_bytes / 1e6:.2f} MB, int8 compute in "
-                f"{', '.join(q['quantized_ops']) or 'nothing'}, int8-stored weights in "
+                f"{', '.join(q['quantized_ops']) or 'no layer'}, int8-stored weights in "
                 f"{', '.join(q['weight_only_ops']) or 'nothing'}; top-1 {q['vs_fp32']['what']} agreement with fp32 "
                 f"{q['vs_fp32']['top1_agreement']:.3f}"
                 + (f", validation {m['name']} {m['fp32']:.4f} → {m['quantized']:.4f}" if m else ""))
