@@ -261,18 +261,41 @@ def _file_texts(source: Any, name: str) -> Iterator[str]:
 
 @click.command()
 @_session_options
-@click.argument("text")
-@click.option("--json", "as_json", is_flag=True, help="Print tokens, tags and words as JSON.")
-def tag(model_path: str, providers: str, threads: int, text: str, as_json: bool) -> None:
-    """Tag every token of TEXT; a B/M/E/S model also prints the cut words."""
-    model = _load(model_path, providers, threads)
-    result = model.tag(text)
-    if as_json:
-        _echo_json({"tokens": [t for t, _ in result], "tags": [g for _, g in result], "words": result.words})
-        return
-    _echo_line(" ".join(f"{t}/{g}" for t, g in result))
-    if result.words is not None:
-        _echo_line(" / ".join(result.words))
+@click.argument("texts", nargs=-1)
+@click.option("--file", "file_", metavar="FILE", default=None,
+              help="Read one text per line from this file ('-' for stdin), tagging as it reads.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (tokens, tags, words) per text.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Texts per session call.")
+def tag(model_path: str, providers: str, threads: int, texts: tuple[str, ...], file_: str | None, as_json: bool,
+        batch_size: int) -> None:
+    """Tag every token of TEXTS (or of each line of --file); a B/M/E/S model also prints the cut words.
+
+    Each text prints as one line of token/tag pairs (and, for B/M/E/S, a line of words). --file
+    must be a regular file or '-' (stdin); its non-blank lines are tagged --batch-size at a time,
+    so an endless stdin is tagged as it comes, in bounded memory.
+    """
+    if not texts and file_ is None:
+        raise click.UsageError("give texts as arguments or --file")
+    name = "stdin" if file_ == "-" else file_
+    owned = None if file_ in (None, "-") else _open_file(file_)
+    source = _stdin() if file_ == "-" else owned
+    with owned or contextlib.nullcontext():
+        model = _load(model_path, providers, threads)
+        items = chain(texts, () if source is None else _file_texts(source, name))
+        done = 0
+        while batch := list(islice(items, batch_size)):
+            for result in model.tag(batch, batch_size=batch_size):
+                if as_json:
+                    _echo_json({"tokens": [t for t, _ in result], "tags": [g for _, g in result],
+                                "words": result.words})
+                    continue
+                _echo_line(" ".join(f"{t}/{g}" for t, g in result))
+                if result.words is not None:
+                    _echo_line(" / ".join(result.words))
+            done += len(batch)
+    if not done:
+        raise click.UsageError(f"{printable(name)} holds no texts (only blank lines): give texts as arguments or "
+                               "--file with one text per line")
 
 
 @click.command()

@@ -28,7 +28,7 @@ from .onnxfile import OnnxFormatError, read_onnx
 from .sampling import Sampler, StopMatcher
 from .session import Providers, check_onnxruntime_version, make_session, read_model_file
 from .stream import FEED_CHARS, Stream
-from .tagging import TagResult, TagStream
+from .tagging import TagResult, TagStream, join_tags
 from .text import byte_size
 from .tokenizers import Tokenizer, tokenizer_from_config
 
@@ -389,18 +389,40 @@ class Model:
         best = int(np.argmax(p))
         return Prediction(self.labels[best], float(p[best]), dict(zip(self.labels, map(float, p))))
 
-    def tag(self, text: str) -> TagResult:
-        """Tag every token of ``text``: ``[(token, tag), ...]`` with tokens as spans of ``text``.
+    def tag(self, texts: str | Sequence[str], *, batch_size: int = 64) -> TagResult | list[TagResult]:
+        """Tag every token of a text (→ TagResult) or of many (→ list, ``batch_size`` texts a
+        batched call): ``[(token, tag), ...]`` with tokens as spans of the text.
 
         For a B/M/E/S segmentation model, ``result.words`` holds the cut words. A tagger that
         reads ahead (``metadata.lookahead`` = k) is fed k ``<pad>`` tokens after the text, and
-        the tag of token t is read at step t + k.
+        the tag of token t is read at step t + k. A text's tags do not depend on the texts it
+        shares a batch with.
         """
         self._require("tag", "tag")
-        result = TagStream(self).end(self._text(text))  # one session call: the text and the lookahead pads
-        if not result:
-            raise InputError("the text has no tokens to tag (it is empty or only whitespace)")
-        return result
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(texts, str):
+            result = TagStream(self).end(texts)  # one session call: the text and the lookahead pads
+            if not result:
+                raise InputError("the text has no tokens to tag (it is empty or only whitespace)")
+            return result
+        if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+            raise TypeError(f"texts must be str or a sequence of str, got {type(texts).__name__}")
+        texts = list(texts)
+        for text in texts:
+            self._text(text)
+        results: list[TagResult] = []
+        batcher = self.batcher()
+        for at in range(0, len(texts), batch_size):
+            chunk = texts[at : at + batch_size]
+            streams = [TagStream(self) for _ in chunk]
+            settled = batcher.feed(streams, chunk)
+            for i, (first, rest) in enumerate(zip(settled, batcher.flush(streams)), at):
+                result = join_tags([first, rest])
+                if not result:
+                    raise InputError(f"text {i} has no tokens to tag (it is empty or only whitespace)")
+                results.append(result)
+        return results
 
     # -- helpers ----------------------------------------------------------------------------
     def _require(self, task: str, call: str) -> None:

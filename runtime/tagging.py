@@ -15,7 +15,7 @@ from .stream import Stream
 if TYPE_CHECKING:
     from .model import Model
 
-__all__ = ["TagResult", "TagStream", "bmes_spans", "bmes_words"]
+__all__ = ["TagResult", "TagStream", "bmes_spans", "bmes_words", "join_tags"]
 
 
 class TagResult(list):
@@ -30,6 +30,14 @@ class TagResult(list):
         super().__init__(pairs)
         self.spans = spans
         self.words = words
+
+
+def join_tags(parts: Sequence[TagResult]) -> TagResult:
+    """What a tag stream returned piece by piece, as one result (``feed``s, then ``end``)."""
+    pairs = [pair for part in parts for pair in part]
+    spans = [span for part in parts for span in part.spans]
+    words = None if any(part.words is None for part in parts) else [w for part in parts for w in part.words]
+    return TagResult(pairs, spans, words)
 
 
 def bmes_spans(tags: Sequence[str]) -> list[tuple[int, int]]:

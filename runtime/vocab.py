@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -88,6 +89,18 @@ class Vocabulary:
 
     def __contains__(self, token: object) -> bool:
         return token in self._index
+
+    def __getitem__(self, token_id: int) -> str:
+        """The token of id ``token_id`` (``vocab[4]``); negative ids count from the end, as in a list."""
+        try:
+            index = operator.index(token_id)  # int and numpy's integers; not float, not str
+        except TypeError:
+            index = None
+        if index is None or isinstance(token_id, bool):
+            raise TypeError(f"vocabulary ids are integers, got {type(token_id).__name__}")
+        if not -len(self._tokens) <= index < len(self._tokens):
+            raise IndexError(f"token id {index} is outside the vocabulary (0..{len(self._tokens) - 1})")
+        return self._tokens[index]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocabulary) and self._tokens == other._tokens

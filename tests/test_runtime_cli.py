@@ -211,7 +211,7 @@ def test_errors_are_one_line(paths, broken, args, match):
     (["generate", "{lm}", "--max-tokens", "-1"], "--max-tokens"),
     (["generate", "{lm}", "--stop", ""], "stop must be a non-empty string"),
     (["generate", "{lm}", "--threads", "0"], "--threads"),
-    (["tag", "{tag}"], "TEXT"),
+    (["tag", "{tag}"], "give texts as arguments or --file"),
 ])
 def test_usage_errors(paths, args, match):
     result = run(*[a.format(**paths) for a in args])
