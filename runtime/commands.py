@@ -228,6 +228,18 @@ def classify(model_path: str, providers: str, threads: int, texts: tuple[str, ..
     at a time, so an endless stdin is labelled as it comes, in bounded memory. A text is at most
     1,048,576 characters.
     """
+    for model, batch in _batches(model_path, providers, threads, texts, file_, batch_size):
+        for text, p in zip(batch, model.classify(batch, batch_size=batch_size)):
+            if as_json:
+                _echo_json({"text": text, "label": p.label, "score": p.score, "scores": p.scores})
+            else:
+                click.echo(f"{printable(p.label)}\t{p.score:.4f}\t{printable(text)}")
+
+
+def _batches(model_path: str, providers: str, threads: int, texts: tuple[str, ...], file_: str | None,
+             batch_size: int) -> Iterator[tuple[Model, list[str]]]:
+    """The loaded model and the texts (arguments, then --file's non-blank lines) ``batch_size`` at
+    a time, read as they are used; a usage error when there are none."""
     if not texts and file_ is None:
         raise click.UsageError("give texts as arguments or --file")
     name = "stdin" if file_ == "-" else file_
@@ -238,11 +250,7 @@ def classify(model_path: str, providers: str, threads: int, texts: tuple[str, ..
         items = chain(texts, () if source is None else _file_texts(source, name))
         done = 0
         while batch := list(islice(items, batch_size)):
-            for text, p in zip(batch, model.classify(batch, batch_size=batch_size)):
-                if as_json:
-                    _echo_json({"text": text, "label": p.label, "score": p.score, "scores": p.scores})
-                else:
-                    click.echo(f"{printable(p.label)}\t{p.score:.4f}\t{printable(text)}")
+            yield model, batch
             done += len(batch)
     if not done:
         raise click.UsageError(f"{printable(name)} holds no texts (only blank lines): give texts as arguments or "
@@ -274,28 +282,14 @@ def tag(model_path: str, providers: str, threads: int, texts: tuple[str, ...], f
     must be a regular file or '-' (stdin); its non-blank lines are tagged --batch-size at a time,
     so an endless stdin is tagged as it comes, in bounded memory.
     """
-    if not texts and file_ is None:
-        raise click.UsageError("give texts as arguments or --file")
-    name = "stdin" if file_ == "-" else file_
-    owned = None if file_ in (None, "-") else _open_file(file_)
-    source = _stdin() if file_ == "-" else owned
-    with owned or contextlib.nullcontext():
-        model = _load(model_path, providers, threads)
-        items = chain(texts, () if source is None else _file_texts(source, name))
-        done = 0
-        while batch := list(islice(items, batch_size)):
-            for result in model.tag(batch, batch_size=batch_size):
-                if as_json:
-                    _echo_json({"tokens": [t for t, _ in result], "tags": [g for _, g in result],
-                                "words": result.words})
-                    continue
-                _echo_line(" ".join(f"{t}/{g}" for t, g in result))
-                if result.words is not None:
-                    _echo_line(" / ".join(result.words))
-            done += len(batch)
-    if not done:
-        raise click.UsageError(f"{printable(name)} holds no texts (only blank lines): give texts as arguments or "
-                               "--file with one text per line")
+    for model, batch in _batches(model_path, providers, threads, texts, file_, batch_size):
+        for result in model.tag(batch, batch_size=batch_size):
+            if as_json:
+                _echo_json({"tokens": [t for t, _ in result], "tags": [g for _, g in result], "words": result.words})
+                continue
+            _echo_line(" ".join(f"{t}/{g}" for t, g in result))
+            if result.words is not None:
+                _echo_line(" / ".join(result.words))
 
 
 @click.command()
