@@ -21,6 +21,7 @@ from .text import printable
 # name → (module:attribute, short help). The help is here so listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("rnnkit.train.cli:train", "Train a model on a corpus (needs rnnkit[train])."),
+    "datasets": ("rnnkit.train.cli:datasets", "List the built-in corpora and their sizes (needs rnnkit[train])."),
     "export": ("rnnkit.export.cli:export", "Export a checkpoint to one ONNX file (needs rnnkit[train])."),
     "inspect": ("rnnkit.runtime.commands:inspect_cmd", "Show what an exported model is and holds."),
     "generate": ("rnnkit.runtime.commands:generate", "Generate text from a language model."),

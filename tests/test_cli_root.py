@@ -40,3 +40,21 @@ def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(cli, ["frobnicate"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def test_datasets_lists_every_builtin_with_its_tasks_and_sizes():
+    from rnnkit.train.corpora import builtin_names, load_builtin
+
+    shown = CliRunner().invoke(cli, ["datasets"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    for name in builtin_names():
+        assert any(line.startswith(f"builtin:{name} ") for line in lines), name
+    assert "--task tag       1 example; 5 tagged tokens" in shown.stdout  # builtin:hello
+    listed = json.loads(CliRunner().invoke(cli, ["datasets", "--json"]).stdout)
+    assert [d["name"] for d in listed] == [f"builtin:{n}" for n in builtin_names()]
+    for d in listed:
+        for task, size in d["sizes"].items():
+            assert size["examples"] == len(load_builtin(d["name"].split(":", 1)[1], task)) > 0
+    reviews = next(d for d in listed if d["name"] == "builtin:reviews")
+    assert reviews["tasks"] == ["classify", "lm"] and reviews["sizes"]["classify"]["labels"] == ["neg", "pos"]

