@@ -147,3 +147,28 @@ def test_trainer_carries_the_detached_state_between_chunks(tmp_path, monkeypatch
     # a new epoch starts again from zero
     next(iter(run._epoch_batches(1, 0)))
     assert run.carry is None
+
+
+@pytest.mark.parametrize(("mode", "says"), [
+    ("shuffled", "train 8, valid 1, test 1 (shuffled 80/10/10%, seed 3)"),
+    ("contiguous", "train 8, valid 1, test 1 (contiguous 80/10/10% of the text, seed 3)"),
+    ("full", "train 8, valid 1, test 1 (too small to split: valid and test are the training data, seed 3)"),
+])
+def test_a_split_describes_itself_in_words(mode, says):
+    from rnnkit.train.data import Split
+
+    assert Split([0] * 8, [0], [0], seed=3, fractions=(0.8, 0.1, 0.1), mode=mode).describe() == says
+
+
+def test_training_logs_its_split_as_a_sentence_not_a_dict(tmp_path, caplog):
+    import logging
+
+    from rnnkit.train import TrainConfig as Config
+    from rnnkit.train import train
+
+    with caplog.at_level(logging.INFO, logger="rnnkit.train.trainer"):
+        train(Config(task="tag", data="builtin:hello", out=str(tmp_path / "run"), max_steps=2, epochs=1,
+                     hidden=8, embed=4))
+    ready = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data ready")]
+    assert len(ready) == 1 and "{" not in ready[0]
+    assert "train 1, valid 1, test 1 (too small to split" in ready[0] and ready[0].endswith(", seed 0)")

@@ -257,6 +257,14 @@ class Split:
     fractions: tuple[float, float, float]
     mode: str = "shuffled"
 
+    def describe(self) -> str:
+        """One line for a person: the sizes, how the parts were made, and the seed."""
+        shares = "/".join(f"{round(100 * f):g}" for f in self.fractions)
+        how = {"shuffled": f"shuffled {shares}%", "contiguous": f"contiguous {shares}% of the text",
+               "full": "too small to split: valid and test are the training data"}.get(self.mode, self.mode)
+        return (f"train {len(self.train):,}, valid {len(self.valid):,}, test {len(self.test):,} "
+                f"({how}, seed {self.seed})")
+
     def summary(self) -> dict[str, Any]:
         """Plain values for a checkpoint or report."""
         return {

@@ -147,7 +147,7 @@ class _Run:
             log.warning("no validation data (valid-fraction %g): the best epoch is chosen on the training "
                         "data, so its scores measure fit, not generalisation", c.valid_fraction)
             self.valid_data = self.train_data
-        log.info("data ready in %.1fs: %s", time.perf_counter() - started, self.split.summary())
+        log.info("data ready in %.1fs: %s", time.perf_counter() - started, self.split.describe())
 
         n_out = len(self.vocab) if c.task == "lm" else len(self.labels)
         # What export would refuse, or memory could not hold, is refused before a weight exists.
