@@ -136,14 +136,14 @@ def inspect_cmd(model_path: str, providers: str, threads: int, as_json: bool) ->
     if s.labels:
         shown = ", ".join(s.labels[:20]) + (f" … ({len(s.labels)})" if len(s.labels) > 20 else "")
         echo(f"labels:        {shown}")
-    echo(f"tokenizer:     {json.dumps(s.tokenizer, ensure_ascii=False)}")
+    echo(f"tokenizer:     {_tokenizer_words(s.tokenizer)}")
     for io in info["inputs"] + info["outputs"]:
         echo(f"{io['kind']:<7}        {io['name']:<7} {io['type']:<22} {io['shape']}")
     q = s.quantization
-    echo(f"quantization:  {q.get('mode')}" + (f" {json.dumps(q.get('quantized_ops'))}" if q.get("mode") != "none"
-                                               else ""))
+    echo(f"quantization:  {q.get('mode')}" + (f"; computed quantized: {_counts(q.get('quantized_ops'))}"
+                                               if q.get("mode") != "none" else ""))
     if q.get("weight_only_ops"):
-        echo(f"               weights stored int8, computed fp32: {json.dumps(q['weight_only_ops'])}")
+        echo(f"               weights stored int8, computed fp32: {_counts(q['weight_only_ops'])}")
     if q.get("mode", "none") != "none":
         invariant = q.get("batch_invariant") is True
         echo("               batch-invariant: " + ("yes (a text's answers do not depend on its batch or chunking)"
@@ -154,9 +154,44 @@ def inspect_cmd(model_path: str, providers: str, threads: int, as_json: bool) ->
     p = s.provenance
     echo(f"provenance:    rnnkit {p.get('rnnkit')}, torch {p.get('torch')}, onnx {p.get('onnx')}, "
          f"created {p.get('created')}")
-    if s.metrics:
-        echo(f"metrics:       {json.dumps(s.metrics, ensure_ascii=False)[:300]}")
+    for n, line in enumerate(_metric_lines(s.metrics)):
+        echo(f"{'metrics:' if n == 0 else '':<15}{line}")
     echo(f"providers:     {', '.join(model.providers)}")
+
+
+def _tokenizer_words(config: dict[str, Any]) -> str:
+    """``{"kind": "word", "hmm": true, …}`` → ``word (jieba 0.42.1, precise, HMM on), NFKC, …``."""
+    kind = str(config.get("kind"))
+    if kind == "word":
+        extra = [f"jieba {config['jieba_version']}" if config.get("jieba_version") else "jieba",
+                 *([str(config["mode"])] if config.get("mode") else []),
+                 f"HMM {'on' if config.get('hmm', True) else 'off'}"]
+        kind += f" ({', '.join(extra)})"
+    return ", ".join([kind, f"normalize {config.get('normalize') or 'off'}",
+                      "lowercased" if config.get("lowercase") else "case kept",
+                      "whitespace kept" if config.get("keep_whitespace") else "whitespace dropped"])
+
+
+def _counts(ops: Any) -> str:
+    """``{"GRU": 2, "MatMul": 1}`` → ``GRU ×2, MatMul ×1`` (``none`` when empty)."""
+    if not isinstance(ops, dict) or not ops:
+        return "none"
+    return ", ".join(f"{op} ×{n}" for op, n in ops.items())
+
+
+def _metric_lines(metrics: dict[str, Any], *, most: int = 8) -> list[str]:
+    """Training's figures as lines: ``valid: accuracy 0.9234, loss 0.2126, …`` then the scalars."""
+    lines, scalars = [], []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            figures = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()
+                       if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+            lines.append(f"{key}: {', '.join(figures[:12])}")
+        elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            scalars.append(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}")
+    if scalars:
+        lines.append(", ".join(scalars))
+    return [line[:300] for line in lines[:most]]
 
 
 def describe(model: Model) -> dict[str, Any]:

@@ -226,8 +226,10 @@ def test_int8_is_smaller_loads_and_describes_itself(int8, cell):
     shown = CliRunner().invoke(cli, ["inspect", str(path)])
     assert shown.exit_code == 0, shown.output
     lines = shown.stdout.splitlines()
-    assert f"quantization:  int8 {json.dumps(q['quantized_ops'])}" in lines
-    assert "               weights stored int8, computed fp32: " + json.dumps(q["weight_only_ops"]) in lines
+    assert "quantization:  int8; computed quantized: MatMul ×1" in lines
+    assert set(q["weight_only_ops"].items()) == {("Gather", 1), (cell.upper(), 2)}
+    stored = ", ".join(f"{op} ×{n}" for op, n in q["weight_only_ops"].items())
+    assert f"               weights stored int8, computed fp32: {stored}" in lines
     assert "               batch-invariant: yes (a text's answers do not depend on its batch or chunking)" in lines
     assert f"               operators: {', '.join(ROWWISE)} (onnxruntime ≥ 1.17)" in lines
     assert json.loads(CliRunner().invoke(cli, ["inspect", str(path), "--json"]).stdout)["quantization"] == q

@@ -135,7 +135,12 @@ def test_inspect_shows_what_the_file_is(exports):
                                      f"(hidden {mc['hidden']}) → Linear({mc['hidden']}, 3)")
     assert field["vocabulary"].startswith(f"{len(ckpt['vocab'])} tokens")
     assert field["labels"] == "neg, neu, pos"
-    assert json.loads(field["tokenizer"]) == ckpt["tokenizer"]
+    tok = ckpt["tokenizer"]
+    assert field["tokenizer"] == (f"{tok['kind']}, normalize {tok['normalize'] or 'off'}, "
+                                  f"{'lowercased' if tok['lowercase'] else 'case kept'}, "
+                                  f"{'whitespace kept' if tok['keep_whitespace'] else 'whitespace dropped'}")
+    shown = [line for line in lines if line.startswith("metrics:") or line.startswith(" " * 15)]
+    assert shown[0].startswith("metrics:       ") and "{" not in "".join(shown)
     assert field["quantization"] == "none"
     for part in (f"rnnkit {rnnkit_version()}", f"torch {torch.__version__}", f"onnx {onnx.__version__}", "created 20"):
         assert part in field["provenance"]
