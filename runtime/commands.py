@@ -17,10 +17,10 @@ from typing import Any
 import click
 import numpy as np
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, ProviderError
 from .model import Model, load_model
 from .sampling import MAX_SEED
-from .session import MAX_THREADS
+from .session import CPU_HINT, MAX_THREADS
 from .text import printable, printable_json
 
 __all__ = ["bench", "classify", "generate", "inspect_cmd", "stream", "tag"]
@@ -41,6 +41,8 @@ def _load(model_path: str, providers: str, threads: int) -> Model:
         return load_model(model_path, providers=chosen, threads=threads)
     except ConfigError as e:  # only --providers can be wrong here (click checks --threads)
         raise click.BadParameter(str(e), param_hint="'--providers'") from e
+    except ProviderError as e:  # the library's advice names its keywords: here it is an option
+        raise ProviderError(str(e).replace(CPU_HINT, "pass --providers cpu to run on CPU")) from e
 
 
 MAX_TEXT_LINE = 1 << 20  # characters in one text of `classify --file`: an endless line is refused, not read

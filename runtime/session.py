@@ -13,13 +13,15 @@ from typing import Any
 
 from .errors import ConfigError, ModelFileError, ModelNotFoundError, ProviderError, RnnkitWarning
 
-__all__ = ["MAX_FILE_BYTES", "Providers", "check_onnxruntime_version", "make_session", "read_model_file"]
+__all__ = ["CPU_HINT", "MAX_FILE_BYTES", "Providers", "check_onnxruntime_version", "make_session", "read_model_file"]
 
 log = logging.getLogger(__name__)
 Providers = str | Sequence[str | tuple[str, dict[str, Any]]]
 _CPU, _CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 _warned_two_packages = False
 MAX_THREADS = 256  # intra-op threads: more than any host has cores to give one recurrent model
+# How a ProviderError says to run on CPU instead; the CLI says it with its own option.
+CPU_HINT = "pass providers='cpu' (or fallback=True) to run on CPU"
 MAX_FILE_BYTES = (2 << 30) - 1  # protobuf's own limit: larger weights go in external data files
 
 
@@ -116,7 +118,7 @@ def make_session(path: str | Path, *, providers: Providers = "auto", threads: in
         message = (f"CUDA was requested but onnxruntime could not start it (providers in use: {used}); "
                    "check the GPU driver and CUDA/cuDNN libraries")
         if not fallback:
-            raise ProviderError(message + ", or pass providers='cpu' / fallback=True")
+            raise ProviderError(f"{message}, or {CPU_HINT}")
         warnings.warn(message + "; running on CPU", RnnkitWarning, stacklevel=3)
     return session, used
 
@@ -171,7 +173,7 @@ def _providers(providers: Providers, available: list[str], fallback: bool) -> tu
     if missing and not fallback:
         hint = ": pip install 'rnnkit[gpu]' (it replaces onnxruntime with onnxruntime-gpu)" if _CUDA in missing else ""
         raise ProviderError(f"{', '.join(missing)} requested but this onnxruntime has only {available}{hint}, "
-                            "or pass fallback=True to run on CPU")
+                            f"or {CPU_HINT}")
     wanted = [p for p in wanted if _name(p) in available]
     if _CPU not in [_name(p) for p in wanted]:
         wanted.append(_CPU)

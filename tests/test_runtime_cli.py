@@ -191,6 +191,7 @@ def test_bench(paths):
     (["classify", "{clf}", "ok", ""], "no tokens"),
     (["tag", "{tag}", ""], "no tokens"),
     (["generate", "{lm}", "--providers", "cuda"], "CUDAExecutionProvider"),
+    (["classify", "{clf}", "x", "--providers", "cuda"], "or pass --providers cpu to run on CPU"),
     (["stream", "{clf}"], "not UTF-8"),
 ])
 def test_errors_are_one_line(paths, broken, args, match):
@@ -248,3 +249,11 @@ def test_main_prints_one_line_and_exit_codes(paths, tmp_path, capsys, monkeypatc
     monkeypatch.setenv("RNNKIT_DEBUG", "1")
     with pytest.raises(TypeError, match="something inside broke"):
         main(["classify", paths["clf"], "x"])
+
+
+def test_the_cli_names_its_own_option_where_the_library_names_a_keyword(paths):
+    if HAS_CUDA:
+        pytest.skip("CUDA is available here")
+    result = run("classify", paths["clf"], "x", "--providers", "cuda")
+    assert "fallback=True" not in result.output and "providers='cpu'" not in result.output
+    assert result.output.rstrip().endswith("or pass --providers cpu to run on CPU")
