@@ -412,6 +412,7 @@ class Model:
         for text in texts:
             self._text(text)
         results: list[TagResult] = []
+        batch_size = max(1, min(batch_size, self.budget.max_batch()))  # as many rows as max_call_bytes allows
         batcher = self.batcher()
         for at in range(0, len(texts), batch_size):
             chunk = texts[at : at + batch_size]

@@ -32,6 +32,13 @@ def test_tagging_many_texts_gives_each_what_it_gets_alone(models, level, cell, l
     assert [tuple(p) for p in model.tag(tuple(TEXTS[:2]))[1]] == [tuple(p) for p in alone[1]]  # any sequence
 
 
+def test_a_batch_larger_than_max_call_bytes_allows_is_split(tmp_path):
+    path = tiny_onnx(tmp_path, task="tag", cell="gru")
+    small = load_model(path, max_call_bytes=load_model(path).budget.call_bytes(2, 1))  # 2 rows of one token
+    assert small.budget.max_batch() < len(TEXTS)
+    assert all(same(a, b) for a, b in zip(small.tag(TEXTS), [small.tag(t) for t in TEXTS]))
+
+
 def test_bmes_words_come_whole_for_every_text_of_a_batch(models):
     model = models(task="tag", cell="lstm", layers=2)
     for text, result in zip(TEXTS, model.tag(TEXTS)):
