@@ -172,3 +172,16 @@ def test_training_logs_its_split_as_a_sentence_not_a_dict(tmp_path, caplog):
     ready = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data ready")]
     assert len(ready) == 1 and "{" not in ready[0]
     assert "train 1, valid 1, test 1 (too small to split" in ready[0] and ready[0].endswith(", seed 0)")
+
+
+@pytest.mark.parametrize(("terminal", "progress", "shown"), [(True, None, True), (False, None, False),
+                                                             (True, False, False), (False, True, True)])
+def test_train_shows_progress_on_a_terminal_unless_told(tmp_path, capfd, monkeypatch, terminal, progress, shown):
+    from rnnkit.train import TrainConfig as Config
+    from rnnkit.train import train
+
+    monkeypatch.setattr(trainer, "_stderr_is_terminal", lambda: terminal)
+    capfd.readouterr()
+    train(Config(task="tag", data="builtin:hello", out=str(tmp_path / "run"), max_steps=2, epochs=1, hidden=8,
+                 embed=4), progress=progress)
+    assert ("training:" in capfd.readouterr().err) == shown

@@ -44,8 +44,11 @@ class TrainResult:
     skipped: int = 0  # malformed lines left out (--skip-bad)
 
 
-def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, progress: bool | None = None) -> TrainResult:
     """Train a model as ``config`` says; write ``checkpoint.pt`` (best) and ``last.pt`` to ``config.out``.
+
+    ``progress``: a progress bar on stderr; by default (None) only when stderr is a terminal, so
+    a notebook or shell shows the run moving and a log file or pipe gets nothing extra.
 
     With ``resume=True`` the run continues from ``out/last.pt`` and ends where an uninterrupted
     run with the same config would have ended, bit for bit on CPU. Resuming a finished run
@@ -81,7 +84,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = False) 
         return f"{out} is in use by another training run (pid {pid}); wait for it to end or choose another --out"
 
     with exclusive_lock(out / LOCK_NAME, busy):
-        return _train_locked(config, out, resume=resume, progress=progress)
+        shown = _stderr_is_terminal() if progress is None else bool(progress)
+        return _train_locked(config, out, resume=resume, progress=shown)
 
 
 def _train_locked(config: TrainConfig, out: Path, *, resume: bool, progress: bool) -> TrainResult:
@@ -451,6 +455,13 @@ def _device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
     return torch.device(name)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stderr
+        return False
 
 
 def _progress_bar(total: int, initial: int, *, enabled: bool):
