@@ -168,7 +168,8 @@ def test_metrics_csv_json_and_plot(tmp_path):
     with open(run / "metrics.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-    assert list(rows[0]) == list(CSV_FIELDS)
+    assert list(rows[0]) == [f if f != "valid_metric" else "valid_accuracy" for f in CSV_FIELDS]  # named
+    assert [float(r["valid_accuracy"]) for r in rows] == [h["valid"]["accuracy"] for h in result.history]
     assert all(float(r["train_loss"]) > 0 and float(r["valid_loss"]) > 0 for r in rows)
     report = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert len(report["history"]) == 3

@@ -10,20 +10,27 @@ from typing import Any
 
 from rnnkit.runtime.files import atomic_path
 
-__all__ = ["plot_loss", "write_metrics"]
+__all__ = ["csv_fields", "plot_loss", "write_metrics"]
 
 log = logging.getLogger(__name__)
 CSV_FIELDS = ("epoch", "step", "tokens", "seconds", "lr", "train_loss", "valid_loss", "valid_metric",
               "tokens_per_second")
 
 
+def csv_fields(metric: str | None) -> tuple[str, ...]:
+    """metrics.csv's columns: ``valid_metric`` named for the metric it holds (``valid_accuracy``)."""
+    return tuple(f"valid_{metric}" if f == "valid_metric" and metric else f for f in CSV_FIELDS)
+
+
 def write_metrics(out: Path, history: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Path]:
     """Write the per-epoch history as CSV and everything as JSON, atomically."""
     csv_path, json_path = out / "metrics.csv", out / "metrics.json"
+    metric = summary.get("metric")
+    fields = csv_fields(metric)
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(history)
+        writer.writerows({**row, f"valid_{metric}": row.get("valid_metric")} if metric else row for row in history)
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps({"history": history, **summary}, indent=2, ensure_ascii=False) + "\n",
                        encoding="utf-8")
