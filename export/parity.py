@@ -16,7 +16,7 @@ from rnnkit.runtime.contract import ModelSpec
 from rnnkit.runtime.errors import ParityError
 from rnnkit.train.model import RNNModel
 
-__all__ = ["DEFAULT_SHAPES", "ParityReport", "check_parity"]
+__all__ = ["DEFAULT_SHAPES", "ParityReport", "check_parity", "differences"]
 
 log = logging.getLogger(__name__)
 DEFAULT_SHAPES = ((1, 1), (1, 2), (3, 17), (4, 64), (2, 300))  # (batch, seq)
@@ -116,18 +116,26 @@ def _record(report: ParityReport, case: str, output: str, expected: np.ndarray, 
                              "expected_shape": list(expected.shape), "max_abs_diff": float("inf"),
                              "max_scaled_diff": float("inf"), "ok": False})
         return
-    delta = np.abs(expected.astype(np.float64) - got)
-    diff = float(np.max(delta)) if expected.size else 0.0
-    # float32 rounding grows with the size of what is summed, not of the result: an LSTM cell
-    # state of 30, or logits of 8 read through 256 hidden units after 200 steps, differ by
-    # ~1e-5 between two correct kernels. So the tolerance scales with the tensor's magnitude
-    # once that passes 1 (onnxruntime's vectorised tanh/sigmoid add ~1e-7 a step of their own).
-    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
-    scaled = diff / scale
-    if not (np.isfinite(diff) and np.isfinite(scaled)):
-        diff = scaled = float("inf")
+    diff, scaled = differences(expected, got)
     report.cases.append({"case": case, "output": output, "shape": list(got.shape), "max_abs_diff": diff,
                          "max_scaled_diff": scaled, "ok": scaled <= report.atol})
+
+
+def differences(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:
+    """max |Δ| and max |Δ| / max(1, max |x|) (x = ``expected``); both inf where either is not finite.
+
+    float32 rounding grows with the size of what is summed, not of the result: an LSTM cell
+    state of 30, or logits of 8 read through 256 hidden units after 200 steps, differ by ~1e-5
+    between two correct kernels. So a tolerance scales with the tensor's magnitude once that
+    passes 1 (onnxruntime's vectorised tanh/sigmoid add ~1e-7 a step of their own).
+    """
+    if not expected.size:
+        return 0.0, 0.0
+    diff = float(np.max(np.abs(expected.astype(np.float64) - got)))
+    scaled = diff / max(1.0, float(np.max(np.abs(expected))))
+    if not (np.isfinite(diff) and np.isfinite(scaled)):
+        return float("inf"), float("inf")
+    return diff, scaled
 
 
 @torch.no_grad()

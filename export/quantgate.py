@@ -22,6 +22,8 @@ import numpy as np
 from rnnkit.runtime import load_model
 from rnnkit.runtime.model import Model
 
+from .parity import differences
+
 __all__ = ["INVARIANCE_TOL", "compare_with_fp32", "invariance", "step_ratio"]
 
 INVARIANCE_TOL = 1e-6  # max |Δ| / max(1, |x|) between one row's outputs computed two ways
@@ -55,7 +57,7 @@ def invariance(path: Path, texts: Sequence[Sequence[int]], *, seed: int = 0) -> 
             comparisons["uneven chunks"] = _chunked(model, tokens, [1, 2, 5])
         for how, got in comparisons.items():
             cases += 1
-            d = max(_scaled(a, g) for a, g in zip(alone, got))
+            d = max(differences(a, g)[1] for a, g in zip(alone, got))
             if d > worst or not where:
                 worst, where = d, f"text {number} ({len(ids)} tokens) alone vs {how}"
     return {"max_scaled_diff": worst, "worst": where, "cases": cases, "ok": worst <= INVARIANCE_TOL}
@@ -83,12 +85,6 @@ def _chunked(model: Model, tokens: np.ndarray, sizes: list[int]) -> list[np.ndar
         pieces.append(logits[0])
         at, n = at + size, n + 1
     return [np.concatenate(pieces), *(s[:, 0] for s in state)]
-
-
-def _scaled(expected: np.ndarray, got: np.ndarray) -> float:
-    diff = float(np.max(np.abs(expected.astype(np.float64) - got))) if expected.size else 0.0
-    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
-    return diff / scale if np.isfinite(diff) else float("inf")
 
 
 def compare_with_fp32(fp32: Path, quantized: Path, texts: Sequence[Sequence[int]], task: str) -> dict[str, Any]:

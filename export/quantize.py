@@ -41,6 +41,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from rnnkit.runtime import load_model
 from rnnkit.runtime.errors import QuantizationError
+from rnnkit.runtime.graphcheck import OLDEST_ONNXRUNTIME, required_onnxruntime
+from rnnkit.runtime.onnxfile import read_onnx
 from rnnkit.runtime.tokenizers import Tokenizer
 from rnnkit.runtime.vocab import Vocabulary
 from rnnkit.train.batches import encode_split, tokenize_examples
@@ -60,10 +62,6 @@ BLOCK = 32  # int4: values per scale along the head's hidden axis
 # and along the embedding's width: 64 where it divides (a scale is 4 bytes: 0.0625 of a byte a
 # value, not 0.125; an embedding row is read, not summed over), else 32
 EMBED_BLOCKS = (64, 32)
-# The oldest onnxruntime that runs a mode's file (CPU provider, each version tried): int8 uses
-# standard operators only; GatherBlockQuantized reads uint8 data from 1.22 (the ``bits``
-# attribute only from 1.23, so int4 leaves it at its default, 4).
-MIN_ONNXRUNTIME = {"int8": "1.17", "int8-dynamic": "1.17", "int4": "1.22"}
 MODES = ("int8", "int4", "int8-dynamic")
 
 
@@ -93,7 +91,9 @@ def quantize_model(src: Path, dst: Path, mode: str) -> dict[str, Any]:
     before = _ops(onnx.load(str(src)))
     after = _ops(onnx.load(str(dst)))
     info["operators"] = sorted(after - before)
-    info["min_onnxruntime"] = MIN_ONNXRUNTIME[mode]
+    # what the written graph's operators need (GatherBlockQuantized on uint8 data: 1.22; it
+    # takes a ``bits`` attribute only from 1.23, so int4 leaves it at its default, 4)
+    info["min_onnxruntime"] = required_onnxruntime(read_onnx(dst.read_bytes())) or OLDEST_ONNXRUNTIME
     return info
 
 

@@ -23,8 +23,8 @@ from .onnxfile import OnnxModel, Tensor
 from .shapes import ShapeRefused, broadcast, elements, infer_shapes
 from .text import byte_size
 
-__all__ = ["DEFAULT_CALL_BYTES", "MAX_WEIGHT_BYTES", "OPERATORS", "Budget", "check_model", "operators_for",
-           "required_onnxruntime"]
+__all__ = ["DEFAULT_CALL_BYTES", "MAX_WEIGHT_BYTES", "OLDEST_ONNXRUNTIME", "OPERATORS", "Budget", "check_model",
+           "operators_for", "required_onnxruntime"]
 
 # onnx's TensorProto.DataType codes of the tensors rnnkit writes, and their sizes in bytes
 _ITEMSIZE = {1: 4, 2: 1, 3: 1, 6: 4, 7: 8}
@@ -51,21 +51,22 @@ _HEADS = {"MatMul", "MatMulInteger", "MatMulNBits"}
 _EMBEDDINGS = {"Gather", "GatherBlockQuantized"}
 
 
-# The oldest onnxruntime whose CPU provider runs a node (measured on every release from 1.17.3):
-# MatMulNBits at 8 bits and GatherBlockQuantized on uint8 data arrived in 1.22.
-def _node_needs(node) -> str | None:
-    if node.op_type == "GatherBlockQuantized":
-        return "1.22"
-    if node.op_type == "MatMulNBits" and "bits" in node.attributes and node.attributes["bits"].i == 8:
-        return "1.22"
-    return None
+# The onnxruntime rnnkit supports (pyproject's lower bound): fp32 files and every int8 scheme run
+# there. Two contrib operators' forms arrived later (measured on every release from 1.17.3):
+# MatMulNBits at 8 bits and GatherBlockQuantized on uint8 data, in 1.22.
+OLDEST_ONNXRUNTIME = "1.17"
+_NEWER_OPERATORS = "1.22"
 
 
 def required_onnxruntime(model: OnnxModel) -> str | None:
-    """The oldest onnxruntime the graph's own operators need (None: any rnnkit supports), whatever
-    its metadata says."""
-    needs = [need for node in model.nodes if (need := _node_needs(node))]
-    return max(needs, key=lambda v: tuple(int(p) for p in v.split("."))) if needs else None
+    """The onnxruntime the graph's own operators need beyond the oldest supported (None: no more),
+    whatever its metadata says."""
+    for node in model.nodes:
+        bits = node.attributes.get("bits")
+        if node.op_type == "GatherBlockQuantized" or (node.op_type == "MatMulNBits" and bits is not None
+                                                       and bits.i == 8):
+            return _NEWER_OPERATORS
+    return None
 
 
 def operators_for(quantization: dict) -> frozenset[tuple[str, str]]:

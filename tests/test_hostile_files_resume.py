@@ -297,15 +297,21 @@ def within(seconds: int):
         signal.signal(signal.SIGALRM, previous)
 
 
-@pytest.mark.parametrize("name", EDITS)
-def test_an_edited_last_pt_is_refused_before_anything_changes(interrupted, tmp_path, name):
-    source, config = interrupted
+def edited_copy(source, tmp_path, edit):
+    """A copy of the interrupted run ``source`` whose last.pt was changed by ``edit(payload)``."""
     out = tmp_path / "run"
     shutil.copytree(source, out)
-    edit, says = EDITS[name]
     last = torch.load(out / "last.pt", weights_only=True)
     edit(last)
     torch.save(last, out / "last.pt")
+    return out
+
+
+@pytest.mark.parametrize("name", EDITS)
+def test_an_edited_last_pt_is_refused_before_anything_changes(interrupted, tmp_path, name):
+    source, config = interrupted
+    edit, says = EDITS[name]
+    out = edited_copy(source, tmp_path, edit)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(CheckpointError, match="cannot be resumed: ") as info, within(60):
         train(TrainConfig(**{**config.to_dict(), "out": str(out)}), resume=True)
@@ -370,12 +376,8 @@ STRIDES = {  # (edit, the elements the tensor claims)
 def test_a_tensor_claiming_more_than_its_storage_is_refused_before_any_element_is_read(interrupted, tmp_path,
                                                                                         name):
     source, config = interrupted
-    out = tmp_path / "run"
-    shutil.copytree(source, out)
     edit, claimed = STRIDES[name]
-    last = torch.load(out / "last.pt", weights_only=True)
-    edit(last)
-    torch.save(last, out / "last.pt")
+    out = edited_copy(source, tmp_path, edit)
     assert (out / "last.pt").stat().st_size < 2 * (source / "last.pt").stat().st_size  # a few bytes of storage
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(CheckpointError) as info:

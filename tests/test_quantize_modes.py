@@ -397,3 +397,13 @@ def test_malformed_quantized_nodes_are_refused_not_crashed_on(files, tmp_path, e
     with pytest.raises((ModelFileError, MetadataError)) as info:
         load_model(hostile)
     assert "\n" not in str(info.value) and "refused" in str(info.value)
+
+
+def test_the_oldest_onnxruntime_is_the_one_the_package_promises():
+    import re
+    from pathlib import Path
+
+    from rnnkit.runtime.graphcheck import OLDEST_ONNXRUNTIME
+
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'"onnxruntime>=([0-9.]+)"', pyproject).group(1) == OLDEST_ONNXRUNTIME
