@@ -213,7 +213,8 @@ def _all_cases() -> dict[str, Case]:
     return merged
 
 
-EXTRA_CASES = ("cases_graph", "cases_files", "cases_numbers", "cases_streams")
+EXTRA_CASES = ("cases_graph", "cases_files", "cases_numbers", "cases_streams", "cases_evaluate",
+               "cases_embeddings", "cases_training", "cases_tokenizers")
 ALL_CASES = _all_cases()
 
 

@@ -1,0 +1,8 @@
+"""Catalogue cases: evaluate."""
+
+from __future__ import annotations
+
+from catalogue import Case, Ctx  # noqa: F401
+
+CASES: dict[str, Case] = {
+}
