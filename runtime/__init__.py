@@ -29,10 +29,11 @@ from .errors import (
     TrainingError,
     WriteError,
 )
+from .evaluation import Evaluation
 from .model import Model, Prediction, TagResult, TensorInfo, load_model
 from .stream import Stream
 from .tagging import TagStream
-from .tokenizers import CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_config
+from .tokenizers import CharTokenizer, Tokenizer, WhitespaceTokenizer, WordTokenizer, tokenizer_from_config
 from .vocab import Vocabulary
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "Evaluation",
     "ExportError",
     "FormatVersionError",
     "InputError",
@@ -69,6 +71,7 @@ __all__ = [
     "Tokenizer",
     "TrainingError",
     "Vocabulary",
+    "WhitespaceTokenizer",
     "WordTokenizer",
     "WriteError",
     "load_model",

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("rnnkit.runtime.commands:generate", "Generate text from a language model."),
     "classify": ("rnnkit.runtime.commands:classify", "Label texts with a classifier."),
     "tag": ("rnnkit.runtime.commands:tag", "Tag the tokens of a text (and cut words)."),
+    "evaluate": ("rnnkit.runtime.commands:evaluate", "Score a model on labelled data (accuracy, F1, perplexity)."),
     "stream": ("rnnkit.runtime.commands:stream", "Run a model over stdin line by line, printing as it goes."),
     "bench": ("rnnkit.runtime.commands:bench", "Measure a model's step latency and throughput here."),
 }

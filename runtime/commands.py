@@ -1,4 +1,4 @@
-"""The runtime's commands: inspect, generate, classify, tag, stream, bench. No torch here."""
+"""The runtime's commands: inspect, generate, classify, tag, evaluate, stream, bench. No torch here."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .sampling import MAX_SEED
 from .session import CPU_HINT, MAX_THREADS
 from .text import printable, printable_json
 
-__all__ = ["bench", "classify", "generate", "inspect_cmd", "stream", "tag"]
+__all__ = ["bench", "classify", "evaluate", "generate", "inspect_cmd", "stream", "tag"]
 
 
 def _session_options(f: Callable) -> Callable:
@@ -265,12 +265,56 @@ def classify(model_path: str, providers: str, threads: int, texts: tuple[str, ..
     at a time, so an endless stdin is labelled as it comes, in bounded memory. A text is at most
     1,048,576 characters.
     """
+    looked = file_ is None  # whether --file's first lines were checked for a label column
     for model, batch in _batches(model_path, providers, threads, texts, file_, batch_size):
+        if not looked:
+            looked = True
+            _warn_if_labelled(model, batch, model_path, file_)
         for text, p in zip(batch, model.classify(batch, batch_size=batch_size)):
             if as_json:
                 _echo_json({"text": text, "label": p.label, "score": p.score, "scores": p.scores})
             else:
                 click.echo(f"{printable(p.label)}\t{p.score:.4f}\t{printable(text)}")
+
+
+def _warn_if_labelled(model: Model, lines: list[str], model_path: str, file_: str) -> None:
+    """One warning on stderr when most ``lines`` read ``label<TAB>text`` with the model's labels: the
+    user likely meant to score the model on them, and would otherwise get the label in every text."""
+    labels = set(model.labels) if model.task == "classify" else set()
+    labelled = sum(1 for line in lines if "\t" in line and line.partition("\t")[0].strip() in labels)
+    if labels and labelled * 2 > len(lines):
+        name, save = ("stdin", "save them to a file and ") if file_ == "-" else (file_, "")
+        data = "FILE" if file_ == "-" else file_
+        click.echo(printable(f"Warning: the first column of {name} looks like a label (label<TAB>text); to score the "
+                             f"model on these lines, {save}run `rnnkit evaluate {model_path} --data {data}`; "
+                             "classifying each whole line"), err=True)
+
+
+@click.command()
+@_session_options
+@click.option("--data", metavar="FILE", required=True,
+              help="Labelled data of the model's task, read as training reads it: classify TSV `label<TAB>text` "
+                   "or JSONL; tag `token/TAG` lines; lm one document per line.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
+              help="Examples per session call.")
+@click.option("--skip-bad", is_flag=True, help="Skip (and count) malformed lines instead of stopping at the first.")
+def evaluate(model_path: str, providers: str, threads: int, data: str, as_json: bool, batch_size: int,
+             skip_bad: bool) -> None:
+    """Score MODEL on the labelled examples of --data.
+
+    classify: accuracy, macro F1, precision/recall/F1 per label and the confusion matrix; tag:
+    token accuracy (and word precision/recall/F1 for a B/M/E/S model), tagging each line's
+    tokens as given; lm: perplexity and loss a token, each line a document from <bos> to <eos>.
+    Examples whose label or tags the model does not know are left out and counted.
+    """
+    model = _load(model_path, providers, threads)
+    report = model.evaluate(data, batch_size=batch_size, skip_bad=skip_bad)
+    if as_json:
+        click.echo(printable_json(report.to_dict(), indent=2))
+        return
+    for line in report.lines():
+        _echo_line(line)
 
 
 def _batches(model_path: str, providers: str, threads: int, texts: tuple[str, ...], file_: str | None,

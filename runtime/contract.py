@@ -34,9 +34,12 @@ __all__ = [
     "TAG_SCHEMES",
     "TASKS",
     "ModelSpec",
+    "format_for",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest format this reader reads; a writer records the oldest that holds its file
+# What each format added: a reader of an older one would misread it (docs/FORMAT.md, Versioning).
+#   2: word tokenizers that are not jieba ("segmenter": "whitespace")
 # none; int8 (row-wise, batch-invariant; or, without "batch_invariant", onnxruntime's dynamic
 # scheme of files written before); int4; int8-dynamic (per-call scales, not batch-invariant)
 QUANTIZATION_MODES = ("none", "int8", "int4", "int8-dynamic")
@@ -105,6 +108,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "hmm": {"type": "boolean"},
             "mode": {"enum": ["precise"]},
             "jieba_version": {"type": "string", "maxLength": 64},
+            "segmenter": {"enum": ["jieba", "whitespace"]},
         },
         "additionalProperties": False,
     },
@@ -186,7 +190,11 @@ class ModelSpec:
     quantization: dict[str, Any] = field(default_factory=lambda: {"mode": "none"})
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
-    format: int = FORMAT_VERSION
+    format: int | None = None  # None: the oldest format that holds this model (format_for)
+
+    def __post_init__(self) -> None:
+        if self.format is None:
+            object.__setattr__(self, "format", format_for(self.tokenizer))
 
     @property
     def n_out(self) -> int:
@@ -304,8 +312,7 @@ class ModelSpec:
                                 KEYS.LOOKAHEAD)
         if scheme == "bmes" and set(labels) != {"B", "M", "E", "S"}:
             raise MetadataError(f"a bmes tagger needs labels B, M, E, S, got {list(labels)}", KEYS.LABELS)
-        if values[KEYS.TOKENIZER]["kind"] == "word" and "jieba_version" not in values[KEYS.TOKENIZER]:
-            raise MetadataError("a word tokenizer must record its jieba_version", KEYS.TOKENIZER)
+        _check_tokenizer(values[KEYS.TOKENIZER], int(values[KEYS.FORMAT]))
         for key in (KEYS.LAYERS, KEYS.HIDDEN, KEYS.EMBED):
             if int(values[key]) > MAX_DIM:
                 raise MetadataError(f"metadata {key!r} = {values[key]} is implausibly large", key)
@@ -355,6 +362,28 @@ class ModelSpec:
                     f"{expected}; re-export the model",
                     key,
                 )
+
+
+def format_for(tokenizer: Mapping[str, Any]) -> int:
+    """The oldest format that holds a model with this tokenizer config: 1 unless it needs 2."""
+    return 2 if isinstance(tokenizer, Mapping) and tokenizer.get("segmenter", "jieba") != "jieba" else 1
+
+
+def _check_tokenizer(tokenizer: dict[str, Any], version: int) -> None:
+    """What the schema cannot say: which keys go with which kind and segmenter, and the format they need."""
+    segmenter = tokenizer.get("segmenter")
+    if tokenizer["kind"] == "char":
+        if segmenter is not None or any(k in tokenizer for k in ("hmm", "mode", "jieba_version")):
+            raise MetadataError("a char tokenizer takes no segmenter, hmm, mode or jieba_version", KEYS.TOKENIZER)
+        return
+    if format_for(tokenizer) > version:
+        raise MetadataError(f"a {segmenter} word tokenizer needs model format {format_for(tokenizer)}, and the "
+                            f"file says format {version}; re-export the model", KEYS.TOKENIZER)
+    if segmenter in (None, "jieba") and "jieba_version" not in tokenizer:
+        raise MetadataError("a word tokenizer must record its jieba_version", KEYS.TOKENIZER)
+    if segmenter == "whitespace" and any(k in tokenizer for k in ("hmm", "mode", "jieba_version")):
+        raise MetadataError("a whitespace tokenizer takes no hmm, mode or jieba_version (those are jieba's)",
+                            KEYS.TOKENIZER)
 
 
 def _check_version(raw: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ from .errors import (
     StateError,
     TaskError,
 )
+from .evaluation import Evaluation, evaluate_model
 from .graphcheck import DEFAULT_CALL_BYTES, Budget, check_model, required_onnxruntime
 from .onnxfile import OnnxFormatError, read_onnx
+from .pretokenized import given_tokens, tag_token_lists, token_ids, token_lists
 from .sampling import Sampler, StopMatcher
 from .session import Providers, check_onnxruntime_version, make_session, read_model_file
 from .stream import FEED_CHARS, Stream
@@ -323,11 +326,16 @@ class Model:
         rng = sampler.rng()
         v = self.vocab
         banned = (v.pad_id, v.unk_id, v.bos_id)
+        # Words cut on whitespace are written back with one space between them; the first after an
+        # empty prompt, or one ending in whitespace, needs none.
+        sep = self.tokenizer.separator
+        glue = "" if not prompt or prompt[-1].isspace() else sep
         for i in range(max_tokens):
             token = sampler.choose(logits, rng, banned)
             if token == v.eos_id:
                 break
-            text = matcher.push(v.token(token))
+            text = matcher.push(glue + v.token(token))
+            glue = sep
             if text:
                 yield text
             if matcher.stopped:
@@ -338,15 +346,24 @@ class Model:
         if tail:
             yield tail
 
-    def classify(self, texts: str | Sequence[str], *, batch_size: int = 64) -> Prediction | list[Prediction]:
+    def classify(self, texts: str | Sequence[str] | None = None, *, tokens: Sequence[str] | Sequence[Sequence[str]]
+                 | None = None, batch_size: int = 64) -> Prediction | list[Prediction]:
         """Label one text (→ Prediction) or many (→ list), read at each text's last token.
 
         Texts of uneven length share a batch: padding comes after a text, where a one-way
-        RNN cannot see it.
+        RNN cannot see it. ``tokens=`` instead of texts takes text already cut: one list of str
+        (→ Prediction) or a list of such lists (→ list), read as ``tag(tokens=)`` reads them.
+
+        >>> model.classify(tokens=["这本书", "很", "好看"]).label  # doctest: +SKIP
+        'pos'
         """
         self._require("classify", "classify")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if given_tokens("classify", texts, tokens):
+            single, lists = token_lists(tokens, "classify")
+            preds = self._classify_ids([token_ids(self, t) for t in lists], [None] * len(lists), batch_size)
+            return preds[0] if single else preds
         single = isinstance(texts, str)
         if not single and (isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable)):
             raise TypeError(f"texts must be str or a sequence of str, got {type(texts).__name__}")
@@ -358,7 +375,13 @@ class Model:
                 preds[i] = self._classify_long(text)
             else:
                 ids[i] = self._ids(text)
-        order = sorted((i for i in range(len(items)) if preds[i] is None), key=lambda i: len(ids[i]))
+        preds = self._classify_ids(ids, preds, batch_size)
+        return preds[0] if single else preds
+
+    def _classify_ids(self, ids: list[list[int]], preds: list[Prediction | None],
+                      batch_size: int) -> list[Prediction]:
+        """``preds`` with every missing one filled in from ``ids``, in batches of similar length."""
+        order = sorted((i for i in range(len(ids)) if preds[i] is None), key=lambda i: len(ids[i]))
         batch_size = max(1, min(batch_size, self.budget.max_batch()))  # as many rows as max_call_bytes allows
         for b in range(0, len(order), batch_size):
             chunk = order[b : b + batch_size]
@@ -371,7 +394,7 @@ class Model:
                 for row, i in enumerate(chunk):
                     if start <= last[row] < start + logits.shape[1]:
                         preds[i] = self.prediction(logits[row, last[row] - start])
-        return preds[0] if single else preds
+        return preds  # type: ignore[return-value]
 
     def _classify_long(self, text: str) -> Prediction:
         stream = self.stream()
@@ -389,7 +412,8 @@ class Model:
         best = int(np.argmax(p))
         return Prediction(self.labels[best], float(p[best]), dict(zip(self.labels, map(float, p))))
 
-    def tag(self, texts: str | Sequence[str], *, batch_size: int = 64) -> TagResult | list[TagResult]:
+    def tag(self, texts: str | Sequence[str] | None = None, *, tokens: Sequence[str] | Sequence[Sequence[str]]
+            | None = None, batch_size: int = 64) -> TagResult | list[TagResult]:
         """Tag every token of a text (→ TagResult) or of many (→ list, ``batch_size`` texts a
         batched call): ``[(token, tag), ...]`` with tokens as spans of the text.
 
@@ -397,10 +421,22 @@ class Model:
         reads ahead (``metadata.lookahead`` = k) is fed k ``<pad>`` tokens after the text, and
         the tag of token t is read at step t + k. A text's tags do not depend on the texts it
         shares a batch with.
+
+        ``tokens=`` instead of texts tags text already cut into tokens, as given: one list of str
+        (→ TagResult) or a list of such lists (→ list). Each token is normalised as the tokenizer
+        normalises text and looked up in the vocabulary (unknown → ``<unk>``); the result's tokens
+        are the ones given, its spans their places in ``"".join(tokens)``, its words joined tokens.
+
+        >>> model.tag(tokens=list("我爱北京")).words  # doctest: +SKIP
+        ['我', '爱', '北京']
         """
         self._require("tag", "tag")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if given_tokens("tag", texts, tokens):
+            single, lists = token_lists(tokens, "tag")
+            results = tag_token_lists(self, lists, batch_size)
+            return results[0] if single else results
         if isinstance(texts, str):
             result = TagStream(self).end(texts)  # one session call: the text and the lookahead pads
             if not result:
@@ -424,6 +460,16 @@ class Model:
                     raise InputError(f"text {i} has no tokens to tag (it is empty or only whitespace)")
                 results.append(result)
         return results
+
+    def evaluate(self, data: str | PathLike | Sequence[Any], *, batch_size: int = 64,
+                 skip_bad: bool = False) -> Evaluation:
+        """Score the model on a labelled file (read by training's reader for the model's task; ``skip_bad``
+        skips bad lines) or a list of examples in training's shapes; see :mod:`rnnkit.runtime.evaluation`.
+
+        >>> model.evaluate("test.tsv").metrics["accuracy"]  # doctest: +SKIP
+        0.91
+        """
+        return evaluate_model(self, data, batch_size=batch_size, skip_bad=skip_bad)
 
     # -- helpers ----------------------------------------------------------------------------
     def _require(self, task: str, call: str) -> None:

@@ -16,14 +16,15 @@ import re
 import threading
 import unicodedata
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, MetadataError, MissingDependencyError, RnnkitWarning
 from .vocab import Vocabulary
 
-__all__ = ["MAX_HELD", "CharTokenizer", "SplitPoint", "Tokenizer", "WordTokenizer", "tokenizer_from_config"]
+__all__ = ["MAX_HELD", "MAX_WORD", "SEGMENTERS", "CharTokenizer", "SplitPoint", "Tokenizer", "WhitespaceTokenizer",
+           "WordTokenizer", "tokenizer_from_config"]
 
 _NORMALIZATIONS = ("NFKC", "NFC", None)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -41,6 +42,12 @@ _WINDOW = 256  # input characters find_split reads first; it reads further back 
 # holds (about 1e-14 per word per unit of score, which grows 7-19 per character of the run: under
 # 1e-6 for runs shorter than about 3 million characters), below the gap between real choices.
 _TIE = 1e-6
+# How a word-level tokenizer cuts words: jieba (Chinese) or Unicode whitespace (English, pre-tokenized text).
+SEGMENTERS = ("jieba", "whitespace")
+# The whitespace tokenizer's longest token, in normalised characters: a longer run is cut into pieces of
+# this size, the same way whole and streamed, so a stream never holds back more (vocabularies leave out
+# longer tokens anyway, runtime/vocab.py MAX_TOKEN_CHARS).
+MAX_WORD = 512
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class Tokenizer:
     """Common interface: ``tokenize``, ``detokenize``, ``encode``/``decode`` with a vocabulary."""
 
     kind = ""
+    segmenter: str | None = None  # how a word tokenizer cuts words (SEGMENTERS); None for characters
 
     def __init__(self, *, normalize: str | None = "NFKC", lowercase: bool = False,
                  keep_whitespace: bool = True) -> None:
@@ -113,8 +121,13 @@ class Tokenizer:
         """Normalise an already-cut token (e.g. a word of a segmented corpus) as text would be."""
         return "".join(self._pieces(token))
 
+    @property
+    def separator(self) -> str:
+        """What goes between two tokens when they are written back as text ("" but for dropped spaces)."""
+        return ""
+
     def detokenize(self, tokens: Sequence[str]) -> str:
-        return "".join(tokens)
+        return self.separator.join(tokens)
 
     def encode(self, text: str, vocab: Vocabulary) -> list[int]:
         """Token ids of ``text``; unknown tokens become ``vocab.unk_id``."""
@@ -123,7 +136,7 @@ class Tokenizer:
     def decode(self, ids: Sequence[int], vocab: Vocabulary, *, unk: str = "\ufffd") -> str:
         """Text of ``ids``; pad/bos/eos are dropped and unknown tokens render as ``unk``."""
         skip = (vocab.pad_id, vocab.bos_id, vocab.eos_id)
-        return "".join(
+        return self.separator.join(
             unk if i == vocab.unk_id else vocab.token(i) for i in map(int, ids) if i not in skip
         )
 
@@ -177,6 +190,7 @@ class WordTokenizer(Tokenizer):
     """
 
     kind = "word"
+    segmenter = "jieba"
 
     def __init__(self, *, hmm: bool = True, jieba_version: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -256,6 +270,66 @@ class WordTokenizer(Tokenizer):
                 "jieba_version": self.jieba_version}
 
 
+class WhitespaceTokenizer(Tokenizer):
+    """Words split on Unicode whitespace: for English and other space-separated or pre-tokenized text.
+
+    A token is a maximal run of non-whitespace (after per-character normalisation), cut into pieces
+    of at most :data:`MAX_WORD` normalised characters. Whitespace is dropped by default and written
+    back as one space between tokens; with ``keep_whitespace`` every run of whitespace is a token
+    too (cut the same way) and decoding joins tokens as they are. A stream holds back the open word
+    (the trailing run) until whitespace or ``flush()`` closes it.
+
+    >>> WhitespaceTokenizer().tokenize("The  cat\tsat.")
+    ['The', 'cat', 'sat.']
+    >>> WhitespaceTokenizer().find_split("the ca")
+    SplitPoint(index=4, exact=True)
+    """
+
+    kind = "word"
+    segmenter = "whitespace"
+
+    def __init__(self, *, keep_whitespace: bool = False, **kwargs: Any) -> None:
+        super().__init__(keep_whitespace=keep_whitespace, **kwargs)
+
+    @property
+    def separator(self) -> str:
+        return "" if self.keep_whitespace else " "
+
+    def tokenize_spans(self, text: str) -> list[Token]:
+        pieces = self._pieces(text)
+        return [Token("".join(pieces[a:b]), a, b) for a, b, kept, _ in self._runs(pieces) if kept]
+
+    def _runs(self, pieces: list[str]) -> Iterator[tuple[int, int, bool, bool]]:
+        """(start, end, kept, closed) of every run of the pieces, in order.
+
+        A run is a word or a stretch of whitespace, at most MAX_WORD normalised characters long;
+        ``kept``: it is a token (whitespace is one only with ``keep_whitespace``); ``closed``:
+        no continuation of the text can change it (it ends before the end, or is full).
+        """
+        n, i = len(pieces), 0
+        while i < n:
+            space = pieces[i].isspace()
+            start, size = i, 0
+            while i < n and pieces[i].isspace() == space and size + len(pieces[i]) <= MAX_WORD:
+                size += len(pieces[i])
+                i += 1
+            yield start, i, self.keep_whitespace or not space, i < n or size == MAX_WORD
+
+    def split_point(self, text: str) -> int:
+        """The end of the last closed run: what follows is the open word (or whitespace run) a
+        continuation could lengthen; dropped whitespace at the end is final."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        pieces = self._pieces(text)
+        cut = 0
+        for start, end, kept, closed in self._runs(pieces):
+            cut = end if closed or not kept else start
+        return cut
+
+    def to_config(self) -> dict[str, Any]:
+        return {**super().to_config(), "segmenter": self.segmenter}
+
+
 def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:
     """Rebuild a tokenizer from ``to_config()`` (as stored in ``rnnkit.tokenizer``)."""
     if not isinstance(config, dict):
@@ -268,13 +342,18 @@ def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:
     try:
         if config.get("kind") == "char":
             return CharTokenizer(**common)
-        if config.get("kind") == "word":
+        if config.get("kind") == "word" and config.get("segmenter", "jieba") == "whitespace":
+            return WhitespaceTokenizer(**common)
+        if config.get("kind") == "word" and config.get("segmenter", "jieba") == "jieba":
             tok = WordTokenizer(hmm=config.get("hmm", True),
                                 jieba_version=config.get("jieba_version"), **common)
             _warn_jieba_version(tok.jieba_version)
             return tok
     except ConfigError as e:
         raise MetadataError(str(e), "rnnkit.tokenizer") from e
+    if config.get("kind") == "word":
+        raise MetadataError(f"unknown word segmenter {config.get('segmenter')!r:.40}; expected one of "
+                            f"{', '.join(SEGMENTERS)}", "rnnkit.tokenizer")
     raise MetadataError(f"unknown tokenizer kind {config.get('kind')!r}; expected 'char' or 'word'",
                         "rnnkit.tokenizer")
 

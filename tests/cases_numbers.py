@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from catalogue import HELLO, Case, Ctx, data_args, data_config, hello
 
+from rnnkit.runtime import datafiles as data_module  # the readers training uses
 from rnnkit.runtime.contract import KEYS, SCHEMAS
 from rnnkit.runtime.sampling import Sampler
-from rnnkit.train import data as data_module
 from rnnkit.train import trainer as trainer_module
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.trainer import train

@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rnnkit.runtime import CharTokenizer, Vocabulary, WordTokenizer  # noqa: E402
+from rnnkit.runtime import CharTokenizer, Vocabulary, WhitespaceTokenizer, WordTokenizer  # noqa: E402
 from rnnkit.train.checkpoint import save_checkpoint  # noqa: E402
 from rnnkit.train.model import ModelConfig, RNNModel  # noqa: E402
 
@@ -26,7 +26,9 @@ def tiny_checkpoint(folder: Path, *, task: str = "classify", cell: str = "gru", 
                     labels: tuple[str, ...] | None = None, tag_scheme: str | None = None,
                     dropout: float = 0.0, lookahead: int = 0, keep_whitespace: bool = True) -> Path:
     """Write ``folder/checkpoint.pt`` holding a randomly initialised model; return its path."""
-    tok = (WordTokenizer if level == "word" else CharTokenizer)(keep_whitespace=keep_whitespace)
+    # level "whitespace": words cut on whitespace (WhitespaceTokenizer); "word": jieba's
+    tok = {"word": WordTokenizer, "whitespace": WhitespaceTokenizer}.get(level, CharTokenizer)(
+        keep_whitespace=keep_whitespace)
     vocab = Vocabulary.build([tok.tokenize(t) for t in TEXTS])
     if task == "tag":
         labels = labels or ("B", "E", "M", "S")

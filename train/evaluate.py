@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 
+from rnnkit.runtime.metrics import macro_f1, word_prf
 from rnnkit.runtime.tagging import bmes_spans
 
 from .batches import IGNORE, Batch, LMStream, SequenceSet
@@ -91,29 +91,9 @@ def _evaluate_sequences(model, data: SequenceSet, task, tag_scheme, labels, batc
         count += n
     metrics = {"loss": total / max(count, 1), "accuracy": correct / max(count, 1), "count": count}
     if task == "classify":
-        metrics["macro_f1"] = _macro_f1(confusion)
+        metrics["macro_f1"] = macro_f1(confusion.numpy())
     if tag_scheme == "bmes":
         p, r, f = word_prf(gold_spans, pred_spans)
         metrics.update(word_precision=p, word_recall=r, word_f1=f)
     return metrics
 
-
-def word_prf(gold: Iterable[set], pred: Iterable[set]) -> tuple[float, float, float]:
-    """Precision, recall and F1 of predicted word spans against gold spans (per sentence sets)."""
-    hit = n_gold = n_pred = 0
-    for g, p in zip(gold, pred):
-        hit += len(g & p)
-        n_gold += len(g)
-        n_pred += len(p)
-    precision = hit / n_pred if n_pred else 0.0
-    recall = hit / n_gold if n_gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
-
-
-def _macro_f1(confusion: torch.Tensor) -> float:
-    tp = confusion.diag().double()
-    precision = tp / confusion.sum(0).double().clamp(min=1)
-    recall = tp / confusion.sum(1).double().clamp(min=1)
-    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
-    return float(f1.mean())

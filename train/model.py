@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -72,6 +74,13 @@ class RNNModel(nn.Module):
         if c.tie_weights:
             self.head.weight = self.embedding.weight
         nn.init.normal_(self.embedding.weight, std=0.1)
+
+    def load_embedding_rows(self, ids: Sequence[int], vectors: Any) -> None:
+        """Set the embedding rows of token ``ids`` (n,) to ``vectors`` (n, E), e.g. pretrained word vectors."""
+        weight = self.embedding.weight  # (V, E)
+        with torch.no_grad():
+            weight[torch.as_tensor(ids, dtype=torch.long, device=weight.device)] = torch.as_tensor(
+                vectors, dtype=weight.dtype, device=weight.device)
 
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
         """A zero state for ``batch`` sequences."""

@@ -17,6 +17,7 @@ import torch
 from rnnkit.runtime.errors import CheckpointError
 
 from .checkpoint import _shape_mismatch
+from .report import CURVE_KEYS, curve_every
 
 __all__ = ["MAX_RECORD_VALUES", "check_resumable", "check_resume_fits"]
 
@@ -26,8 +27,8 @@ _RNG_SHAPE = torch.get_rng_state().shape  # (5056,): the CPU generator's state
 MAX_RECORD_VALUES = 10_000
 _PROGRESS_TYPES: dict[str, type | tuple[type, ...]] = {
     "epoch": int, "batch": int, "step": int, "tokens": int, "seconds": (int, float), "loss_sum": (int, float),
-    "loss_count": int, "best": (list, type(None)), "best_epoch": (int, type(None)), "bad_epochs": int,
-    "done": bool,
+    "loss_count": int, "loss_ema": (int, float), "best": (list, type(None)), "best_epoch": (int, type(None)),
+    "bad_epochs": int, "done": bool,
 }
 # Flags of the scheduler's state (besides its numbers); "verbose" is what torch before 2.2 also wrote.
 _SCHEDULER_FLAGS = ("_is_initial", "_get_lr_called_within_step", "verbose")
@@ -41,7 +42,7 @@ def check_resumable(ckpt: dict[str, Any], path: Any) -> None:
     state, the carried state). What needs the data and the model (the batches of an epoch, the
     shapes of the state) is checked by ``check_resume_fits``.
     """
-    missing = [k for k in ("train_config", "progress", "history", "data", "optimizer", "scheduler", "rng")
+    missing = [k for k in ("train_config", "progress", "history", "curve", "data", "optimizer", "scheduler", "rng")
                if k not in ckpt]
     problem = f"it lacks {', '.join(missing)}" if missing else _resume_problem(ckpt)
     if problem:
@@ -60,6 +61,7 @@ def check_resume_fits(ckpt: dict[str, Any], path: Any, model: torch.nn.Module,
 
 def _resume_problem(ckpt: dict[str, Any]) -> str | None:
     return (_progress_problem(ckpt["progress"]) or _history_problem(ckpt["history"], ckpt["progress"]["epoch"])
+            or _curve_problem(ckpt["curve"], ckpt["progress"], ckpt["history"])
             or _rng_problem(ckpt["rng"]) or _optimizer_problem(ckpt["optimizer"], ckpt["progress"]["step"])
             or _scheduler_problem(ckpt["scheduler"], ckpt["progress"]["step"]) or _carry_problem(ckpt)
             or (None if isinstance(ckpt["data"].get("fingerprint"), str) else "data.fingerprint is not a string")
@@ -75,7 +77,7 @@ def _progress_problem(progress: dict[str, Any]) -> str | None:
     for key in ("epoch", "batch", "step", "tokens", "loss_count", "bad_epochs"):
         if not 0 <= progress[key] < _MAX_COUNT:
             return f"progress.{key} is {_brief(progress[key])}, not a count of 0 or more"
-    for key in ("seconds", "loss_sum"):
+    for key in ("seconds", "loss_sum", "loss_ema"):
         if not (_finite_number(progress[key]) and progress[key] >= 0):
             return f"progress.{key} is {_brief(progress[key])}, not a finite number of 0 or more"
     best, best_epoch, epoch = progress["best"], progress["best_epoch"], progress["epoch"]
@@ -106,6 +108,30 @@ def _history_problem(history: list, epochs: int) -> str | None:
         problem = _plain_problem(record, seen)
         if problem:
             return f"history[{i}] {problem}"
+    return None
+
+
+def _curve_problem(curve: list, progress: dict[str, Any], history: list) -> str | None:
+    """Why ``curve`` is not the training loss a run logged up to ``progress``, with a row at the step of
+    every validation in ``history`` (which metrics.csv and loss.png put side by side), or None."""
+    step = 0
+    for i, row in enumerate(curve):
+        if not (isinstance(row, dict) and set(row) == set(CURVE_KEYS)
+                and all(_finite_number(row[k]) and row[k] >= 0 for k in CURVE_KEYS)
+                and all(isinstance(row[k], int) for k in ("step", "epoch", "tokens"))):
+            return f"curve[{i}] is not a logged point of training ({', '.join(CURVE_KEYS)}: numbers of 0 or more)"
+        if not step < row["step"] <= progress["step"]:
+            return f"curve[{i}].step is {_brief(row['step'])}, not a step after {step} and by {progress['step']}"
+        if not (1 <= row["epoch"] <= progress["epoch"] + 1 and row["tokens"] <= progress["tokens"]):
+            return f"curve[{i}] lies beyond the run's progress (epoch {row['epoch']}, {row['tokens']} tokens)"
+        step = row["step"]
+    logged = {row["step"] for row in curve}
+    for i, record in enumerate(history):
+        where = record.get("step")
+        if not isinstance(where, int) or isinstance(where, bool) or where not in logged:
+            return f"history[{i}].step is {_brief(where)}, a step the curve holds no row for"
+        if not all(_finite_number(record.get(k)) for k in ("valid_loss", "valid_metric")):
+            return f"history[{i}] lacks a finite valid_loss and valid_metric"
     return None
 
 
@@ -237,12 +263,16 @@ def _fit_problem(ckpt: dict[str, Any], model: torch.nn.Module, optimizer: torch.
         return f"progress.batch is {progress['batch']}, but an epoch of this data has {batches_per_epoch} batches"
     if progress["step"] > planned:
         return f"progress.step is {progress['step']}, more than the {planned} steps this run plans"
-    params = list(model.parameters())
+    every, ends = curve_every(planned), {record["step"] for record in ckpt["history"]}
+    odd = next((row["step"] for row in ckpt["curve"] if row["step"] % every and row["step"] not in ends), None)
+    if odd is not None:  # a run logs every `every` steps and at each epoch end, and nothing else
+        return f"curve holds step {odd}, which a run logging every {every} steps and at epoch ends never logs"
+    params = [p for group in optimizer.param_groups for p in group["params"]]  # frozen weights are not there
     groups = ckpt["optimizer"]["param_groups"]
     ids = [i for group in groups for i in group["params"]]
     if (not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
             or sorted(ids) != list(range(len(params)))):
-        return f"the optimizer holds {len(ids)} parameters, the model has {len(params)}"
+        return f"the optimizer holds {len(ids)} parameters, this run's {len(params)}"
     if len(groups) != len(optimizer.param_groups):
         return f"the optimizer has {len(groups)} parameter groups, this run {len(optimizer.param_groups)}"
     for i, (stored, fresh) in enumerate(zip(groups, optimizer.param_groups)):

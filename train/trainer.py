@@ -15,22 +15,27 @@ import torch
 
 from rnnkit.runtime.errors import CheckpointError, ConfigError, MetadataError, TrainingError
 from rnnkit.runtime.files import check_replaceable, check_writable, exclusive_lock
-from rnnkit.runtime.tokenizers import CharTokenizer, Tokenizer, WordTokenizer
 from rnnkit.runtime.vocab import Vocabulary
 
 from .batches import LMStream, SequenceSet, encode_split, largest_batch, tokenize_examples
 from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint, save_checkpoint
-from .config import TrainConfig, check_exportable_model, check_model_size
-from .data import Dataset, check_exportable, load_data, split_examples
+from .config import DEFAULT_EPOCHS, TrainConfig, check_exportable_model, check_model_size
+from .data import check_exportable, load_data, split_examples
+from .embeddings import check_dimension, probe_embeddings, read_embeddings
 from .evaluate import batch_loss, evaluate, primary_metric
 from .model import ModelConfig, RNNModel, detach_state
 from .outfolder import LOCK_NAME, OUTPUT_NAMES, killed_before_first_snapshot, resumed_config, start_over
-from .report import plot_loss, write_metrics
+from .report import curve_every, plot_loss, write_metrics
 from .resume_checks import check_resumable, check_resume_fits
+from .tokenizing import choose_tokenizer
 
 __all__ = ["TrainResult", "train"]
 
 log = logging.getLogger(__name__)
+# An epoch end writes checkpoint.pt, last.pt and the reports once --save-every steps or a 20th of
+# the run have passed since the last one that did: a run of many tiny epochs (small data repeated
+# to reach min_steps) would otherwise spend its time writing files; epochs that long always write.
+_EPOCH_END_WRITES = 20
 
 
 @dataclass
@@ -42,6 +47,8 @@ class TrainResult:
     split: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
     skipped: int = 0  # malformed lines left out (--skip-bad)
+    curve: list[dict[str, Any]] = field(default_factory=list)  # the logged (smoothed) training loss, by step
+    embeddings: dict[str, Any] | None = None  # what --embeddings covered (as in metrics.json)
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool | None = None) -> TrainResult:
@@ -67,7 +74,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool | None = 
     check sample, and "full" splits of tiny data already measure fit the same way. With no
     test data (``test_fraction=0``) the final test is skipped and ``metrics["test"]`` is ``{}``.
 
-    >>> cfg = TrainConfig(task="tag", data="builtin:hello", out="runs/hello", epochs=50)
+    >>> cfg = TrainConfig(task="tag", data="builtin:hello", out="runs/hello")  # 300 one-step epochs
     >>> train(cfg).metrics["valid"]["accuracy"]  # doctest: +SKIP
     1.0
     """
@@ -121,13 +128,15 @@ class _Run:
             torch.set_num_threads(c.threads)
         self.device = _device(c.device)
         started = time.perf_counter()
+        if c.embeddings and not resumed:  # vectors of the wrong size are refused before the data is read
+            check_dimension(probe_embeddings(c.embeddings), c.embed)
         self.dataset = load_data(c.data, c.task, skip_bad=c.skip_bad, whole_file=c.whole_file,
                                  limit=c.limit, seed=c.seed)
         check_exportable(self.dataset, c.limit)
         if resumed and resumed["data"]["fingerprint"] != self.dataset.fingerprint:
             raise CheckpointError(f"the data {c.data} changed since the interrupted run; "
                                   "resume with the same data or start a new --out")
-        self.tokenizer = _tokenizer(c, self.dataset)
+        self.tokenizer = choose_tokenizer(c, self.dataset)
         self.split = split_examples(self.dataset.examples, c.task, seed=c.seed,
                                     valid=c.valid_fraction, test=c.test_fraction)
         train_items, valid_items, test_items = (tokenize_examples(part, c.task, self.tokenizer) for part in
@@ -163,26 +172,58 @@ class _Run:
                                         embed=c.embed, hidden=c.hidden, layers=c.layers,
                                         dropout=c.dropout, tie_weights=c.tie_weights)
         self.model = RNNModel(self.model_config).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        self.embeddings = self._pretrained(resumed)
+        # Frozen weights stay out of the optimizer, so AdamW's weight decay cannot move them either.
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trained, lr=c.lr, weight_decay=c.weight_decay)
         self.steps_per_epoch = (len(self.train_data) if c.task == "lm"
                                 else self.train_data.n_batches(c.batch_size))
         if self.steps_per_epoch == 0:
             raise ConfigError(f"the training split of {c.data} is too small to make one batch")
-        self.planned = c.epochs * self.steps_per_epoch
+        self.epochs = c.epochs_for(self.steps_per_epoch)
+        if c.epochs is None and self.epochs > DEFAULT_EPOCHS:
+            log.info("%d steps an epoch: %d epochs make the %d steps of --min-steps", self.steps_per_epoch,
+                     self.epochs, c.min_steps)
+        self.planned = self.epochs * self.steps_per_epoch
         if c.max_steps:
             self.planned = min(self.planned, c.max_steps)
+        self.curve_every = curve_every(self.planned)
+        # The smoothed loss averages about as many steps as lie between two logged points (10 at least).
+        self.ema_beta = 1 - 1 / max(10, self.curve_every)
+        self.write_every = max(1, min(c.save_every, self.planned // _EPOCH_END_WRITES))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.metric_name, self.higher_is_better = primary_metric(c.task, self.dataset.tag_scheme)
         # loss_sum/loss_count: the epoch's training loss so far, so a resumed epoch reports
-        # the same mean as an uninterrupted one.
+        # the same mean as an uninterrupted one; loss_ema: the moving average before its debiasing.
         self.pos = {"epoch": 0, "batch": 0, "step": 0, "tokens": 0, "seconds": 0.0, "loss_sum": 0.0,
-                    "loss_count": 0, "best": None, "best_epoch": None, "bad_epochs": 0, "done": False}
-        self.history: list[dict[str, Any]] = []
+                    "loss_count": 0, "loss_ema": 0.0, "best": None, "best_epoch": None, "bad_epochs": 0,
+                    "done": False}
+        self.history: list[dict[str, Any]] = []  # one record per validation (at each epoch end)
+        self.curve: list[dict[str, Any]] = []  # the smoothed training loss every curve_every steps
+        self.best_payload: dict[str, Any] | None = None  # a better checkpoint.pt, until the next write
+        self.written_step: int | None = None  # the step of the last epoch end that wrote its files
         self.carry = None
         self.saved_step: int | None = None  # the step of the last.pt this run wrote or resumed from
         self.old_run_left = c.force  # --force: the previous run's files, until this run writes its first
         if resumed:
             self._restore(resumed)
+
+    def _pretrained(self, resumed: dict | None) -> dict[str, Any] | None:
+        """Start the embedding rows from --embeddings and freeze them if asked; the record of what was covered.
+
+        A resumed run does not read the file again: last.pt holds the weights and the record.
+        """
+        c = self.config
+        if c.freeze_embeddings:
+            self.model.embedding.weight.requires_grad_(False)
+        if not c.embeddings:
+            return None
+        if resumed:
+            return resumed.get("embeddings")
+        vectors = read_embeddings(c.embeddings, self.vocab, self.tokenizer)
+        self.model.load_embedding_rows(vectors.ids, vectors.vectors)
+        log.info("embeddings: %s", vectors.describe())
+        return {**vectors.record(), "frozen": c.freeze_embeddings}
 
     # -- data -------------------------------------------------------------------------------
     def _encode(self, items: list, name: str) -> LMStream | SequenceSet:
@@ -213,9 +254,8 @@ class _Run:
         return self._finish()
 
     def _loop(self, bar) -> None:
-        c, pos = self.config, self.pos
-        smoothed = None
-        while pos["epoch"] < c.epochs and not pos["done"]:
+        c, pos, beta = self.config, self.pos, self.ema_beta
+        while pos["epoch"] < self.epochs and not pos["done"]:
             epoch_start = time.perf_counter()
             self.model.train()
             for batch in self._epoch_batches(pos["epoch"], pos["batch"]):
@@ -223,11 +263,13 @@ class _Run:
                 pos["loss_sum"] += loss
                 pos["loss_count"] += 1
                 pos["batch"] += 1
-                smoothed = loss if smoothed is None else 0.9 * smoothed + 0.1 * loss
+                pos["loss_ema"] = beta * pos["loss_ema"] + (1 - beta) * loss
                 elapsed = pos["seconds"] + time.perf_counter() - epoch_start
-                bar.set_postfix(epoch=pos["epoch"] + 1, loss=f"{smoothed:.3f}",
+                bar.set_postfix(epoch=pos["epoch"] + 1, loss=f"{self._smoothed_loss():.3f}",
                                 tok_s=f"{pos['tokens'] / max(elapsed, 1e-9):,.0f}", refresh=False)
                 bar.update(1)  # redraws at most every mininterval
+                if pos["step"] % self.curve_every == 0:
+                    self._log_point(elapsed)
                 if pos["step"] >= self.planned:
                     break
                 if pos["step"] % c.save_every == 0:
@@ -282,12 +324,25 @@ class _Run:
         return TrainingError(f"training diverged at step {step} (epoch {pos['epoch'] + 1}): {what}; {said}; "
                              f"start again (--force) with a lower --lr (now {self.config.lr:g}) or --clip")
 
+    def _smoothed_loss(self) -> float:
+        """The training loss as an exponential moving average, debiased as Adam debiases its
+        moments: the average starts at 0, so after t steps it is divided by 1 - β**t."""
+        return self.pos["loss_ema"] / (1 - self.ema_beta ** max(self.pos["step"], 1))
+
+    def _log_point(self, seconds: float) -> None:
+        pos = self.pos
+        self.curve.append({"step": pos["step"], "epoch": pos["epoch"] + 1, "tokens": pos["tokens"],
+                           "seconds": round(seconds, 3), "lr": self.scheduler.get_last_lr()[0],
+                           "train_loss": self._smoothed_loss()})
+
     def _check_finite_weights(self) -> None:
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise self._diverged("the weights hold NaN or infinity")
 
     def _end_epoch(self) -> None:
         c, pos = self.config, self.pos
+        if not self.curve or self.curve[-1]["step"] != pos["step"]:
+            self._log_point(pos["seconds"])  # every validation has the training loss of its step beside it
         valid = self._evaluate(self.valid_data)
         if not math.isfinite(valid["loss"]):
             raise self._diverged(f"the validation loss is {valid['loss']}")
@@ -307,19 +362,24 @@ class _Run:
                  self.metric_name, value, " (best)" if improved else "")
         if improved:
             pos.update(best=list(key), best_epoch=pos["epoch"] + 1, bad_epochs=0)
-            self._clear_old_run()
-            save_checkpoint(self._payload(best=True, metrics={"valid": valid}), self.out / BEST_NAME)
         else:
             pos["bad_epochs"] += 1
-        pos["epoch"] += 1
-        pos.update(batch=0, loss_sum=0.0, loss_count=0)
-        stop_early = c.patience and pos["bad_epochs"] >= c.patience
+        # Early stopping waits for min_steps: small data repeats its epochs to make them.
+        stop_early = bool(c.patience and pos["bad_epochs"] >= c.patience
+                          and pos["step"] >= min(c.steps_floor, self.planned))
         if stop_early:
             log.info("no improvement for %d epochs: stopping early", c.patience)
-        if stop_early or pos["step"] >= self.planned or pos["epoch"] >= c.epochs:
-            pos["done"] = True
-        self._write_reports()
-        self._save_last()
+        done = stop_early or pos["step"] >= self.planned or pos["epoch"] + 1 >= self.epochs
+        write = done or self.written_step is None or pos["step"] - self.written_step >= self.write_every
+        if improved:  # the weights are copied when kept for a later write: training goes on changing them
+            self.best_payload = self._payload(best=True, metrics={"valid": valid}, copy=not write)
+        pos["epoch"] += 1
+        pos.update(batch=0, loss_sum=0.0, loss_count=0, done=done)
+        if write:
+            self._flush_best()
+            self._write_reports()
+            self._save_last()
+            self.written_step = pos["step"]
 
     def _evaluate(self, data) -> dict[str, float]:
         return evaluate(self.model, data, self.config.task, tag_scheme=self.dataset.tag_scheme,
@@ -339,30 +399,35 @@ class _Run:
                    "tokens_per_second": self.pos["tokens"] / max(self.pos["seconds"], 1e-9)}
         best["metrics"] = metrics
         best["history"] = self.history
+        best["curve"] = self.curve
         save_checkpoint({k: v for k, v in best.items() if k not in _HEADER}, self.out / BEST_NAME)
         files = self._write_reports(metrics)
         return TrainResult(self.out, self.out / BEST_NAME, metrics, self.history, self.split.summary(), files,
-                           self.dataset.skipped)
+                           self.dataset.skipped, embeddings=self.embeddings, curve=self.curve)
 
     # -- checkpoints ------------------------------------------------------------------------
-    def _payload(self, *, best: bool, metrics: dict | None = None) -> dict[str, Any]:
+    def _payload(self, *, best: bool, metrics: dict | None = None, copy: bool = False) -> dict[str, Any]:
+        """What checkpoint.pt (``best``) or last.pt holds now; ``copy``: weights later steps leave alone."""
         c = self.config
         payload = {
             "task": c.task, "tag_scheme": self.dataset.tag_scheme,
             "model_config": self.model_config.to_dict(), "train_config": c.to_dict(),
             "tokenizer": self.tokenizer.to_config(), "vocab": self.vocab.tokens, "labels": self.labels,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "progress": dict(self.pos), "history": self.history, "metrics": metrics or {},
+            "model": {k: v.detach().to("cpu", copy=copy) for k, v in self.model.state_dict().items()},
+            "progress": dict(self.pos), "history": list(self.history), "metrics": metrics or {},
             "split": self.split.summary(),
             "data": {"source": c.data, "fingerprint": self.dataset.fingerprint,
                      "skipped": self.dataset.skipped},
         }
+        if self.embeddings:
+            payload["embeddings"] = self.embeddings
         if best:
             # Examples the model was chosen on: the training split when there is no validation.
             payload["valid_sample"] = _plain((self.split.valid or self.split.train)[: c.valid_sample])
         else:
             cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
             payload.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                           curve=list(self.curve),
                            rng={"torch": torch.get_rng_state(), "cuda": cuda},
                            carry=None if self.carry is None else _to_cpu(self.carry))
         return payload
@@ -377,8 +442,16 @@ class _Run:
             start_over(self.out)
             self.old_run_left = False
 
+    def _flush_best(self) -> None:
+        """Write the best checkpoint kept since the last write; before last.pt, which names its epoch."""
+        if self.best_payload is not None:
+            self._clear_old_run()
+            save_checkpoint(self.best_payload, self.out / BEST_NAME)
+            self.best_payload = None
+
     def _save_last(self) -> None:
         self._check_finite_weights()
+        self._flush_best()
         self._clear_old_run()
         save_checkpoint(self._payload(best=False), self.out / LAST_NAME)
         self.saved_step = self.pos["step"]
@@ -404,6 +477,8 @@ class _Run:
         self.pos.update(ckpt["progress"])
         self.saved_step = self.pos["step"]
         self.history = list(ckpt["history"])
+        self.curve = list(ckpt["curve"])
+        self.written_step = self.saved_step
         carry = ckpt.get("carry")
         self.carry = None if carry is None else _to_device(carry, self.device)
         log.info("resuming at epoch %d, batch %d (step %d)", self.pos["epoch"] + 1, self.pos["batch"],
@@ -412,10 +487,13 @@ class _Run:
     def _write_reports(self, final: dict | None = None) -> dict[str, Path]:
         summary = {"config": self.config.to_dict(), "split": self.split.summary(),
                    "metric": self.metric_name, "final": final or {}}
+        if self.embeddings:
+            summary["embeddings"] = self.embeddings
         self._clear_old_run()
-        files = write_metrics(self.out, self.history, summary)
+        files = write_metrics(self.out, self.history, summary, self.curve)
         if final is not None:
-            plot = plot_loss(self.out, self.history, f"{self.config.task} · {self.config.cell} · {self.config.data}")
+            plot = plot_loss(self.out, self.history, f"{self.config.task} · {self.config.cell} · {self.config.data}",
+                             curve=self.curve, metric=self.metric_name)
             if plot:
                 files["loss_png"] = plot
         return files
@@ -435,18 +513,8 @@ def _result_from(out: Path, best: dict[str, Any]) -> TrainResult:
     names = {"metrics_csv": "metrics.csv", "metrics_json": "metrics.json", "loss_png": "loss.png"}
     files = {key: out / name for key, name in names.items() if (out / name).is_file()}
     return TrainResult(out, out / BEST_NAME, best.get("metrics", {}), best.get("history", []),
-                       best.get("split", {}), files, best.get("data", {}).get("skipped", 0))
-
-
-def _tokenizer(c: TrainConfig, dataset: Dataset) -> Tokenizer:
-    level = c.level
-    if c.task == "tag" and dataset.level_hint:
-        if level and level != dataset.level_hint:
-            raise ConfigError(f"{c.data} is tagged per {dataset.level_hint}; drop --level {level} "
-                              f"or use --level {dataset.level_hint}")
-        level = dataset.level_hint
-    common = {"normalize": c.normalize, "lowercase": c.lowercase}
-    return WordTokenizer(hmm=c.hmm, **common) if level == "word" else CharTokenizer(**common)
+                       best.get("split", {}), files, best.get("data", {}).get("skipped", 0),
+                       embeddings=best.get("embeddings"), curve=best.get("curve", []))
 
 
 def _device(name: str) -> torch.device:
