@@ -164,7 +164,9 @@ def inspect_cmd(model_path: str, providers: str, threads: int, as_json: bool) ->
 def _tokenizer_words(config: dict[str, Any]) -> str:
     """``{"kind": "word", "hmm": true, …}`` → ``word (jieba 0.42.1, precise, HMM on), NFKC, …``."""
     kind = str(config.get("kind"))
-    if kind == "word":
+    if kind == "word" and config.get("segmenter") == "whitespace":
+        kind += " (cut on whitespace)"
+    elif kind == "word":
         extra = [f"jieba {config['jieba_version']}" if config.get("jieba_version") else "jieba",
                  *([str(config["mode"])] if config.get("mode") else []),
                  f"HMM {'on' if config.get('hmm', True) else 'off'}"]

@@ -26,7 +26,6 @@ be scored is a :class:`DataError`.
 from __future__ import annotations
 
 import copy
-import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -37,7 +36,7 @@ import numpy as np
 
 from .datafiles import read_labeled, read_tagged, read_text, tag_scheme
 from .errors import ConfigError, DataError, InputError
-from .metrics import class_scores, confusion_matrix, macro_f1, word_prf
+from .metrics import class_scores, confusion_matrix, macro_f1, perplexity, word_prf
 from .tagging import bmes_spans
 
 if TYPE_CHECKING:
@@ -268,7 +267,7 @@ def _score_lm(model: Model, docs: list[str], batch_size: int, source: str | None
             total += _nll(logits, step)
             count += int((step >= 0).sum())
     loss = total / count
-    return {"perplexity": math.exp(min(loss, 50.0)), "loss": loss, "tokens": count, "documents": len(docs)}
+    return {"perplexity": perplexity(loss), "loss": loss, "tokens": count, "documents": len(docs)}
 
 
 def _nll(logits: np.ndarray, targets: np.ndarray) -> float:

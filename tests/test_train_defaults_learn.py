@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
+from interrupts import Interrupted, interrupt_after  # noqa: E402
 
 from rnnkit.runtime.errors import ConfigError  # noqa: E402
 from rnnkit.train import trainer  # noqa: E402
@@ -150,23 +151,6 @@ def test_a_one_epoch_run_draws_its_loss_as_a_line(tmp_path):
     assert metric_axis.get_ylabel() == "accuracy"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["train (smoothed)", "validation",
                                                                   "validation accuracy"]
-
-
-class Interrupted(KeyboardInterrupt):
-    pass
-
-
-def interrupt_after(monkeypatch, steps: int) -> None:
-    step = trainer._Run._step
-    done = {"n": 0}
-
-    def interrupted_step(self, batch):
-        if done["n"] == steps:
-            raise Interrupted
-        done["n"] += 1
-        return step(self, batch)
-
-    monkeypatch.setattr(trainer._Run, "_step", interrupted_step)
 
 
 @pytest.mark.parametrize("options,stop", [({"min_steps": 40}, 24),  # tiny epochs: files every 2nd epoch end

@@ -14,6 +14,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from interrupts import Interrupted, interrupt_after  # noqa: E402
+
 from rnnkit.runtime.errors import CheckpointError, ConfigError  # noqa: E402
 from rnnkit.train import trainer  # noqa: E402
 from rnnkit.train.checkpoint import load_checkpoint  # noqa: E402
@@ -206,24 +208,6 @@ def test_bmes_segmenter_is_selected_by_word_f1(tmp_path):
 
 
 # --- 2. resume ------------------------------------------------------------------------------
-
-
-class Interrupted(KeyboardInterrupt):
-    pass
-
-
-def interrupt_after(monkeypatch, steps: int) -> None:
-    """Make the trainer's step raise Ctrl-C once ``steps`` steps have run (as a user would)."""
-    step = trainer._Run._step
-    done = {"n": 0}
-
-    def interrupted_step(self, batch):
-        if done["n"] == steps:
-            raise Interrupted
-        done["n"] += 1
-        return step(self, batch)
-
-    monkeypatch.setattr(trainer._Run, "_step", interrupted_step)
 
 
 def resume_case(tmp_path: Path, task: str) -> dict:

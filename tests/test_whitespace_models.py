@@ -133,6 +133,8 @@ def test_an_english_tagger_tags_words_not_spaces(pos_model):
     assert [text[a:b] for a, b in result.spans] == [token for token, _ in result] == text.split()
     assert result == model.tag(text.replace("  ", " ").replace("\t", " "))
     assert [tag for _, tag in result][:4] == ["DT", "JJ", "NN", "VBZ"]
+    shown = CliRunner().invoke(cli, ["inspect", str(pos_model)])
+    assert "tokenizer:     word (cut on whitespace), normalize NFKC, case kept, whitespace dropped" in shown.output
 
 
 def test_an_english_tag_stream_fed_in_pieces_tags_as_the_whole_text(pos_model):

@@ -396,7 +396,7 @@ class _Reader:
 def _open_regular(name: str, cap: int):
     """``name`` opened for reading: a regular file of at most ``cap`` bytes (as the data reader wants)."""
     fd = datafiles.open_regular(name, cap=cap, what="vectors", hint="check the --embeddings path",
-                      too_big=lambda size: _too_big(size, cap))
+                                too_big=lambda size: _too_big(size, cap))
     return os.fdopen(fd, "rb", buffering=0)
 
 

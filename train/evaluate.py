@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from rnnkit.runtime.metrics import macro_f1, word_prf
+from rnnkit.runtime.metrics import macro_f1, perplexity, word_prf
 from rnnkit.runtime.tagging import bmes_spans
 
 from .batches import IGNORE, Batch, LMStream, SequenceSet
@@ -60,7 +58,7 @@ def _evaluate_lm(model: RNNModel, data: LMStream, device) -> dict[str, float]:
                                  reduction="sum").item()
         count += batch.targets.numel()
     loss = total / max(count, 1)
-    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": count}
+    return {"loss": loss, "perplexity": perplexity(loss), "tokens": count}
 
 
 def _evaluate_sequences(model, data: SequenceSet, task, tag_scheme, labels, batch_size, device):

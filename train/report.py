@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 from rnnkit.runtime.files import atomic_path
+from rnnkit.runtime.metrics import perplexity
 
 __all__ = ["CURVE_KEYS", "CURVE_ROWS", "csv_fields", "curve_every", "loss_figure", "plot_loss", "report_rows",
            "write_metrics"]
@@ -55,7 +55,7 @@ def report_rows(history: list[dict[str, Any]], curve: list[dict[str, Any]], metr
                                                if k != "train_loss"})
         row["valid_loss"] = record["valid_loss"]
         # lm's metric is its loss; its perplexity, as evaluate computes it, is what is shown
-        row[name] = math.exp(min(record["valid_loss"], 50.0)) if metric == "loss" else record["valid_metric"]
+        row[name] = perplexity(record["valid_loss"]) if metric == "loss" else record["valid_metric"]
     return [rows[step] for step in sorted(rows)]
 
 
