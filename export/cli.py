@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 
 import click
 
-from rnnkit.runtime.errors import RnnkitWarning
+from rnnkit.runtime.contract import TASKS
+from rnnkit.runtime.errors import ModuleError, RnnkitWarning
 from rnnkit.runtime.text import printable, printable_json
+from rnnkit.runtime.vocab import SPECIALS
 
-from .exporter import export_onnx
+from .exporter import TOKENIZERS, ExportReport, export_module, export_onnx
+from .factory import is_factory_spec, load_factory, load_weights, read_tokens
 from .graph import DEFAULT_OPSET
+from .module import ForwardCall
 from .quantize import MODES
 
-__all__ = ["export"]
+__all__ = ["export", "export_module_cmd"]
+
+_MODULE_DEFAULTS = inspect.signature(export_module).parameters  # the library's defaults are the CLI's
 
 
 @click.command()
@@ -59,12 +66,7 @@ def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | N
     if as_json:
         click.echo(printable_json(report.to_dict(), indent=2))
         return
-    click.echo(f"wrote {printable(report.path)} ({report.size_bytes / 1024:.1f} KiB, {report.spec.task}, "
-               f"{report.spec.cell} × {report.spec.layers}) in {report.seconds:.1f}s")
-    if report.parity:
-        p = report.parity
-        click.echo(f"parity: {len(p.cases)} comparisons, max |Δ| {p.max_abs_diff:.2e} "
-                   f"({p.max_scaled_diff:.2e} relative to max(1, max |x|) ≤ {atol:g})")
+    _summary(report, atol)
     q = report.quantization
     if q:
         mode = q["mode"]
@@ -87,3 +89,102 @@ def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | N
             m = q["metric"]
             click.echo(f"{mode}: validation {m['name']} {m['fp32']:.4f} → {m['quantized']:.4f} "
                        f"({100 * m['relative_drop']:+.2f}% drop)")
+
+
+def _summary(report: ExportReport, atol: float) -> None:
+    click.echo(f"wrote {printable(report.path)} ({report.size_bytes / 1024:.1f} KiB, {report.spec.task}, "
+               f"{report.spec.cell} × {report.spec.layers}) in {report.seconds:.1f}s")
+    if report.module:
+        call = report.module["call"]
+        forward = ForwardCall(call["inputs"], call["seq_first"], call["state"], call["layout"], call["output"],
+                              call["batch"]).describe()
+        click.echo(f"found: {printable(report.module['parts'])}")
+        fixed = f" (batch {call['batch']} only)" if call["batch"] else ""
+        click.echo(f"call: {printable(forward)}{fixed}")
+        if report.module["specials"]:
+            named = ", ".join(f"{name} = id {i}" for name, i in report.module["specials"].items())
+            click.echo(f"specials: {named}")
+    if report.parity:
+        p = report.parity
+        click.echo(f"parity: {len(p.cases)} comparisons, max |Δ| {p.max_abs_diff:.2e} "
+                   f"({p.max_scaled_diff:.2e} relative to max(1, max |x|) ≤ {atol:g})")
+
+
+def _specials(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    named: dict[str, str] = {}
+    for value in values:
+        name, eq, token = value.partition("=")
+        if not eq or not token:
+            raise click.BadParameter(f"{value!r} is not NAME=TOKEN (e.g. bos=<s>)", ctx, param)
+        if name not in SPECIALS:
+            raise click.BadParameter(f"{name!r} is not one of rnnkit's specials ({', '.join(SPECIALS)})", ctx, param)
+        if name in named:
+            raise click.BadParameter(f"{name} is named twice", ctx, param)
+        named[name] = token
+    return named
+
+
+@click.command("export-module")
+@click.argument("factory")
+@click.option("--vocab", required=True, type=click.Path(), metavar="FILE",
+              help="The module's vocabulary: one token a line (line number from 0 = id), or .json (a list, or an "
+                   "object token → id).")
+@click.option("--labels", type=click.Path(), metavar="FILE",
+              help="classify, tag: the labels in output order, one a line (or .json).")
+@click.option("--weights", type=click.Path(), metavar="STATE_DICT",
+              help="Load this torch.save(model.state_dict()) file into the module (weights only, never code).")
+@click.option("--task", required=True, type=click.Choice(TASKS), help="What the module's outputs are.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the .onnx file.")
+@click.option("--tokenizer", type=click.Choice(list(TOKENIZERS)), default=_MODULE_DEFAULTS["tokenizer"].default,
+              show_default=True, help="How text is cut into the vocabulary's tokens (as given: no lowercasing).")
+@click.option("--special", "specials", multiple=True, metavar="NAME=TOKEN", callback=_specials,
+              help=f"Map a vocabulary token onto an rnnkit special ({', '.join(SPECIALS)}), e.g. --special bos=<s>; "
+                   "repeatable. Tokens spelled <pad>, <unk>, <bos>, <eos> are mapped already.")
+@click.option("--opset", type=click.IntRange(14), default=_MODULE_DEFAULTS["opset"].default, show_default=True,
+              help="ONNX opset.")
+@click.option("--atol", type=click.FloatRange(0, min_open=True), default=_MODULE_DEFAULTS["atol"].default,
+              show_default=True,
+              help="Parity gate: largest |module − onnxruntime| / max(1, largest |value|) allowed per output.")
+@click.option("--force", is_flag=True, help="Replace an existing file at --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the export report as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every parity comparison.")
+def export_module_cmd(factory: str, vocab: str, labels: str | None, weights: str | None, task: str, out: str,
+                      tokenizer: str, specials: dict[str, str], opset: int, atol: float, force: bool, as_json: bool,
+                      verbose: bool) -> None:
+    """Export your own torch module, named FACTORY (package.module:factory), to one ONNX file.
+
+    FACTORY is imported with the current folder on the import path: `mymodels:make` calls
+    make() from mymodels.py (an nn.Module instance is used as it is; a class or function is
+    called with no arguments). The module is Embedding (or one-hot) → RNN/GRU/LSTM → Linear
+    → optional (Log)Softmax, written the way the tutorials write it; how its forward is
+    called is found by calling it. The file is written only when the module's own forward
+    and the file agree within --atol.
+
+    \b
+    Example:
+      rnnkit export-module mymodels:make --vocab vocab.txt --labels labels.txt \\
+          --weights weights.pt --task classify --out names.onnx
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RnnkitWarning)
+        try:
+            try:
+                module = load_factory(factory)
+            except ModuleError as e:
+                if not is_factory_spec(factory):  # not a factory at all: a bad argument
+                    raise click.BadParameter(str(e), param_hint="'FACTORY'") from e
+                raise
+            if weights is not None:
+                load_weights(module, weights)
+            report = export_module(module, out, task=task, vocab=read_tokens(vocab, "vocabulary"),
+                                   labels=read_tokens(labels, "labels") if labels is not None else None,
+                                   tokenizer=tokenizer, specials=specials, opset=opset, atol=atol, overwrite=force,
+                                   source=factory)
+        finally:  # one line each, not Python's file:line and source line
+            for w in caught:
+                click.echo(f"Warning: {printable(w.message)}", err=True)
+    if as_json:
+        click.echo(printable_json(report.to_dict(), indent=2))
+        return
+    _summary(report, atol)

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import math
 import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from rnnkit.runtime.contract import ModelSpec
-from rnnkit.runtime.errors import CheckpointError, ConfigError, QuantizationError, RnnkitWarning
+from rnnkit.runtime import load_model
+from rnnkit.runtime.contract import TASKS, ModelSpec, rnnkit_version
+from rnnkit.runtime.errors import CheckpointError, ConfigError, ModuleError, QuantizationError, RnnkitWarning
 from rnnkit.runtime.files import atomic_path
+from rnnkit.runtime.tokenizers import CharTokenizer, Tokenizer, WhitespaceTokenizer, WordTokenizer
 from rnnkit.train.batches import tokenize_examples
 from rnnkit.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
 from .graph import DEFAULT_OPSET, spec_from_checkpoint, stamp_metadata, trace_to_onnx
-from .parity import ParityReport, check_parity
+from .module import build_model, detect_call, module_parity, output_columns, source_ids
+from .parity import ParityReport, check_parity, raise_on_mismatches
+from .parts import find_parts
 from .quantgate import compare_with_fp32, invariance, step_ratio, texts_for_checks
 from .quantize import MODES, onnx_metric, quantize_model
 
-__all__ = ["ExportReport", "export_onnx"]
+__all__ = ["TOKENIZERS", "ExportReport", "export_module", "export_onnx"]
 
 log = logging.getLogger(__name__)
 _DRAWS = 3  # parity runs (seeds) that measure a quantized file's error against torch
@@ -40,12 +47,13 @@ class ExportReport:
     seconds: float
     parity: ParityReport | None
     quantization: dict[str, Any] | None
+    module: dict[str, Any] | None = None  # export_module: the parts found and how the forward is called
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3),
                 "task": self.spec.task, "cell": self.spec.cell,
                 "parity": self.parity.to_dict() if self.parity else None,
-                "quantization": self.quantization}
+                "quantization": self.quantization, "module": self.module}
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, atol: float = 1e-5,
@@ -77,7 +85,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT
         spec = spec_from_checkpoint(ckpt)
     except CheckpointError as e:
         raise CheckpointError(f"{source}: {e}") from e
-    real = _real_ids(ckpt, tokenizer, vocab)
+    real = sample_ids(ckpt, tokenizer, vocab)
     with atomic_path(out, overwrite=overwrite) as final, \
             tempfile.TemporaryDirectory(prefix="rnnkit-export-") as work:  # never beside the target
         fp32 = Path(work) / "model.onnx"
@@ -164,9 +172,127 @@ def _round_up(x: float) -> float:
     return max(x, float(f"{math.ceil(x / step) * step:.2g}"))  # the format drops float noise (0.0090000001)
 
 
-def _real_ids(ckpt: dict[str, Any], tokenizer, vocab) -> list[list[int]]:
+def sample_ids(ckpt: dict[str, Any], tokenizer, vocab) -> list[list[int]]:
+    """Token ids of up to 8 of the checkpoint's validation examples (at most 300 tokens each)."""
     sample = (ckpt.get("valid_sample") or [])[:8]
     task = ckpt["task"]
     items = tokenize_examples(sample if task == "lm" else [tuple(e) for e in sample], task, tokenizer)
     tokens = items if task == "lm" else [t for t, _ in items]
     return [vocab.encode(t)[:300] for t in tokens if t]
+
+
+# export_module's tokenizers by name: text is cut as given (no normalisation, no lowercasing),
+# since a module's vocabulary holds its tokens as its own code cut them.
+TOKENIZERS = {
+    "char": lambda: CharTokenizer(normalize=None, lowercase=False, keep_whitespace=True),
+    "jieba": lambda: WordTokenizer(normalize=None, lowercase=False, keep_whitespace=True),
+    "whitespace": lambda: WhitespaceTokenizer(normalize=None, lowercase=False),
+}
+
+
+def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Sequence[str] | Mapping[str, int],
+                  labels: Sequence[str] | Mapping[str, int] | None = None, tokenizer: str | Tokenizer = "char",
+                  specials: Mapping[str, str] | None = None, opset: int = DEFAULT_OPSET, atol: float = 1e-5,
+                  overwrite: bool = False, source: str | None = None) -> ExportReport:
+    """Export a torch module written like the tutorials' (Embedding or one-hot → RNN/GRU/LSTM → Linear
+    → (Log)Softmax) to one rnnkit file, proven to give the module's own outputs.
+
+    ``vocab`` is the module's: a list (index = id) or a dict token → id; ``labels`` (classify,
+    tag) likewise, in output order. Tokens named ``<pad>``/``<unk>``/``<bos>``/``<eos>``, or
+    named in ``specials`` (``{"bos": "<s>"}``), become rnnkit's specials; an lm without a
+    ``<bos>`` token starts its streams at zero state, and its logits for specials it never had
+    are −1e4. ``tokenizer``: ``"char"``, ``"jieba"``, ``"whitespace"`` (text taken as given) or
+    a runtime :class:`Tokenizer`. The file is written only when the parity gate passed: rnnkit's
+    copy of the parts against the file (random states, streaming), and the module's own forward,
+    called as it expects, against the file at every shape it accepts.
+
+    >>> export_module(model, "names.onnx", task="classify", vocab=chars, labels=countries)  # doctest: +SKIP
+    """
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if atol <= 0:
+        raise ConfigError("atol must be > 0")
+    started = time.perf_counter()
+    out = Path(out)
+    tok = _tokenizer(tokenizer)
+    parts = find_parts(module)
+    rows = parts.embedding.num_embeddings if parts.embedding is not None else parts.inputs
+    ids = source_ids(vocab, rows=rows, specials=specials)
+    names = _labels(labels, task)
+    model = build_model(parts, ids, task, len(names))
+    _warn_unreachable(tok, ids.vocab.tokens[4:], tokenizer if isinstance(tokenizer, str) else tok.kind)
+    modes = [(m, m.training) for m in module.modules()]  # each its own: a user may keep a part in eval mode
+    # nn.Embedding(max_norm=) renormalises its rows in place when the forward runs: put them back after
+    renormed = parts.embedding.weight.detach().clone() \
+        if parts.embedding is not None and parts.embedding.max_norm is not None else None
+    module.eval()
+    try:
+        call = detect_call(module, parts, ids, model, task, atol=atol)
+        info = {"class": f"{type(module).__module__}.{type(module).__qualname__}", "factory": source,
+                "parts": parts.describe(), "call": call.to_dict(), **ids.to_dict()}
+        bmes = task == "tag" and set(names) == {"B", "M", "E", "S"} and tok.kind == "char"
+        spec = ModelSpec(
+            task=task, cell=parts.cell, layers=parts.rnn.num_layers, hidden=parts.rnn.hidden_size,
+            embed=parts.inputs, tokenizer=tok.to_config(), vocab=ids.vocab, labels=tuple(names),
+            tag_scheme=("bmes" if bmes else "tags") if task == "tag" else "none", activation=parts.activation,
+            bos=task != "lm" or "bos" in ids.specials, eos=task != "lm" or "eos" in ids.specials,
+            provenance={"rnnkit": rnnkit_version(), "torch": str(torch.__version__),
+                        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "module": info},
+        )
+        columns = output_columns(ids, task, parts.outputs)
+        with atomic_path(out, overwrite=overwrite) as final, \
+                tempfile.TemporaryDirectory(prefix="rnnkit-export-") as work:
+            path = Path(work) / "model.onnx"
+            trace_to_onnx(model, path, opset=opset)
+            stamp_metadata(path, spec)
+            parity = check_parity(model, path, atol=atol, columns=columns, raise_on_mismatch=False)
+            module_parity(module, parts, ids, call, load_model(path, providers="cpu", threads=1), task, parity)
+            raise_on_mismatches(parity)
+            shutil.copyfile(path, final)
+    finally:
+        for m, training in modes:
+            m.training = training
+        if renormed is not None:
+            with torch.no_grad():
+                parts.embedding.weight.copy_(renormed)
+    size = out.stat().st_size
+    log.info("wrote %s (%.1f KiB) from %s in %.1fs", out, size / 1024, parts.describe(), time.perf_counter() - started)
+    return ExportReport(out, spec, size, time.perf_counter() - started, parity, None, info)
+
+
+def _tokenizer(tokenizer: str | Tokenizer) -> Tokenizer:
+    if isinstance(tokenizer, Tokenizer):
+        return tokenizer
+    if tokenizer not in TOKENIZERS:
+        raise ConfigError(f"unknown tokenizer {tokenizer!r}; choose one of {', '.join(TOKENIZERS)}, or pass a "
+                          "rnnkit.runtime tokenizer")
+    return TOKENIZERS[tokenizer]()
+
+
+def _labels(labels: Sequence[str] | Mapping[str, int] | None, task: str) -> list[str]:
+    if task == "lm":
+        if labels:
+            raise ConfigError("an lm predicts tokens and takes no labels")
+        return []
+    if not labels:
+        raise ConfigError(f"a {task} model needs its labels, in output order (a list, or a dict label → output)")
+    if isinstance(labels, Mapping):
+        order = sorted(labels.items(), key=lambda p: p[1])
+        if [i for _, i in order] != list(range(len(order))):
+            raise ModuleError(f"label outputs must be 0..{len(order) - 1}, each once; got {sorted(labels.values())}")
+        labels = [name for name, _ in order]
+    names = list(labels)
+    if any(not isinstance(n, str) or not n for n in names) or len(set(names)) != len(names):
+        raise ModuleError(f"labels must be distinct non-empty strings, got {names[:10]}")
+    return names
+
+
+def _warn_unreachable(tok: Tokenizer, tokens: list[str], name: str) -> None:
+    """Warn about vocabulary tokens the tokenizer never produces (a text can never reach them)."""
+    if tok.kind == "word" and getattr(tok, "segmenter", "jieba") == "jieba":
+        return  # jieba cuts a word alone as it may not in context: no cheap exact test
+    lost = [t for t in tokens if tok.tokenize(t) != [t]]
+    if lost:
+        warnings.warn(f"{len(lost)} of the vocabulary's {len(tokens)} tokens never come out of the {name} tokenizer "
+                      f"(e.g. {lost[0]!r}): no text reaches them; check that tokenizer cuts text as the module's "
+                      "own code did", RnnkitWarning, stacklevel=3)

@@ -79,6 +79,26 @@ def trace_to_onnx(model: RNNModel, path: Path, *, opset: int = DEFAULT_OPSET) ->
             )
         except Exception as e:  # torch raises many types here; the message is what matters
             raise ExportError(f"torch.onnx.export failed: {str(e).splitlines()[0][:300]}") from e
+    _unshare_initializers(path)
+
+
+def _unshare_initializers(path: Path) -> None:
+    """Give each weight its own initializer again: torch's exporter writes two of equal value once,
+    the second as an Identity of the first, and a module without biases (``bias=False``) gives
+    rnnkit's copy equal zero biases in every layer; rnnkit's graphs hold no Identity nodes."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    values = {t.name: t for t in graph.initializer}
+    shared = [n for n in graph.node if n.op_type == "Identity" and n.input[0] in values]
+    if not shared:
+        return
+    for node in shared:
+        copy = onnx.TensorProto()
+        copy.CopyFrom(values[node.input[0]])
+        copy.name = node.output[0]
+        graph.initializer.append(copy)
+        graph.node.remove(node)
+    onnx.save(model, str(path))
 
 
 def max_opset() -> int:
@@ -116,6 +136,7 @@ def spec_from_checkpoint(ckpt: dict[str, Any], *, quantization: dict | None = No
         tag_scheme=ckpt.get("tag_scheme", "none") if ckpt["task"] == "tag" else "none",
         lookahead=(ckpt.get("train_config", {}).get("lookahead") or 0) if ckpt["task"] == "tag" else 0,
         quantization=quantization or {"mode": "none"},
+        activation=mc.get("activation", "tanh"),
         provenance={
             "rnnkit": rnnkit_version(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -16,7 +16,7 @@ from rnnkit.runtime.contract import ModelSpec
 from rnnkit.runtime.errors import ParityError
 from rnnkit.train.model import RNNModel
 
-__all__ = ["DEFAULT_SHAPES", "ParityReport", "check_parity", "differences"]
+__all__ = ["DEFAULT_SHAPES", "ParityReport", "check_parity", "differences", "raise_on_mismatches", "record"]
 
 log = logging.getLogger(__name__)
 DEFAULT_SHAPES = ((1, 1), (1, 2), (3, 17), (4, 64), (2, 300))  # (batch, seq)
@@ -26,6 +26,7 @@ DEFAULT_SHAPES = ((1, 1), (1, 2), (3, 17), (4, 64), (2, 300))  # (batch, seq)
 class ParityReport:
     atol: float
     cases: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # comparisons that could not run, and why
 
     @property
     def max_abs_diff(self) -> float:
@@ -42,37 +43,42 @@ class ParityReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"atol": self.atol, "max_abs_diff": self.max_abs_diff, "max_scaled_diff": self.max_scaled_diff,
-                "cases": len(self.cases), "mismatches": self.mismatches}
+                "cases": len(self.cases), "mismatches": self.mismatches, "skipped": self.skipped}
 
 
 def check_parity(model: RNNModel, onnx_path: str | Path, *, atol: float = 1e-5,
                  shapes: Sequence[tuple[int, int]] = DEFAULT_SHAPES,
                  real_ids: Sequence[Sequence[int]] = (), stream_len: int = 24, seed: int = 0,
-                 raise_on_mismatch: bool = True) -> ParityReport:
+                 raise_on_mismatch: bool = True, columns: Sequence[int] | None = None,
+                 report: ParityReport | None = None) -> ParityReport:
     """Compare every output of the ONNX file with torch on random and real token ids.
 
     Covers each (batch, seq) in ``shapes`` with random initial states, the ``real_ids``
     sequences, and token-by-token streaming through ONNX versus the whole sequence in torch.
     An output agrees when ``max |Δ| ≤ atol · max(1, max |x|)`` over the tensor (x = torch's
     output): absolute for outputs within ±1, relative to the tensor's largest value beyond.
-    Every mismatch is collected before :class:`ParityError` is raised.
+    ``columns`` limits the logits compared to those (an exported module's own outputs, not the
+    constant logits of specials it never had, which would loosen a relative tolerance);
+    ``report`` collects into an existing report. Every mismatch is collected before
+    :class:`ParityError` is raised.
     """
     model = model.eval().cpu()
-    c = model.config
     onnx_model = load_model(onnx_path, providers="cpu", threads=1)  # the one way a file is run
     spec = onnx_model.metadata
     output_names = spec.output_names
     rng = np.random.default_rng(seed)
-    report = ParityReport(atol)
+    report = report if report is not None else ParityReport(atol)
+    keep = slice(None) if columns is None else np.asarray(columns, np.int64)
 
     def compare(case: str, tokens: np.ndarray, state: list[np.ndarray]) -> None:
         expected = _torch_run(model, tokens, state)
         logits, new = onnx_model.run(tokens, state)
+        expected[0], logits = expected[0][..., keep], logits[..., keep]
         for name, e, g in zip(output_names, expected, [logits, *new]):
-            _record(report, case, name, e, g)
+            record(report, case, name, e, g)
 
     for batch, seq in shapes:
-        tokens = rng.integers(0, c.vocab_size, (batch, seq), dtype=np.int64)
+        tokens = rng.integers(0, len(spec.vocab), (batch, seq), dtype=np.int64)
         compare(f"random b={batch} t={seq}", tokens, _random_state(rng, spec, batch))
     real = [list(ids) for ids in real_ids if len(ids)]
     if real:
@@ -83,42 +89,52 @@ def check_parity(model: RNNModel, onnx_path: str | Path, *, atol: float = 1e-5,
         compare(f"real b={len(tokens)} t={width}", tokens, spec.zero_state(len(tokens)))
 
     # Streaming: one ONNX call per token, state fed back, against torch on the whole sequence.
-    tokens = rng.integers(0, c.vocab_size, (2, stream_len), dtype=np.int64)
+    tokens = rng.integers(0, len(spec.vocab), (2, stream_len), dtype=np.int64)
     state = _random_state(rng, spec, 2)
     expected = _torch_run(model, tokens, state)
     steps = []
     for t in range(stream_len):
         logits, state = onnx_model.run(tokens[:, t : t + 1], state)
-        steps.append(logits)
-    _record(report, f"stream t={stream_len}", output_names[0], expected[0], np.concatenate(steps, axis=1))
+        steps.append(logits[..., keep])
+    record(report, f"stream t={stream_len}", output_names[0], expected[0][..., keep], np.concatenate(steps, axis=1))
     for name, e, g in zip(output_names[1:], expected[1:], state):
-        _record(report, f"stream t={stream_len}", name, e, g)
+        record(report, f"stream t={stream_len}", name, e, g)
 
     for case in report.cases:
         log.info("%s %s %s: max |Δ| %.2e", "✓" if case["ok"] else "✗", case["case"], case["output"],
                  case["max_abs_diff"])
-    if raise_on_mismatch and report.mismatches:
-        worst = max(report.mismatches, key=lambda m: m["max_scaled_diff"])
-        raise ParityError(
-            f"ONNX and torch disagree in {len(report.mismatches)} of {len(report.cases)} comparisons "
-            f"(worst: {worst['output']} in {worst['case']}, max |Δ| {worst['max_abs_diff']:.2e}, "
-            f"{worst['max_scaled_diff']:.2e} relative to max(1, max |x|), > atol {atol:g}); nothing was written"
-            + ("; differences this small are float32 rounding over long sequences: --atol 1e-4 accepts them"
-               if worst["max_scaled_diff"] < 10 * atol else ""),
-            report.mismatches,
-        )
+    if raise_on_mismatch:
+        raise_on_mismatches(report)
     return report
 
 
-def _record(report: ParityReport, case: str, output: str, expected: np.ndarray, got: np.ndarray) -> None:
+def raise_on_mismatches(report: ParityReport) -> None:
+    """:class:`ParityError` naming the worst of ``report``'s mismatches, if it has any."""
+    if not report.mismatches:
+        return
+    atol = report.atol
+    worst = max(report.mismatches, key=lambda m: m["max_scaled_diff"])
+    raise ParityError(
+        f"ONNX and torch disagree in {len(report.mismatches)} of {len(report.cases)} comparisons "
+        f"(worst: {worst['output']} in {worst['case']}, max |Δ| {worst['max_abs_diff']:.2e}, "
+        f"{worst['max_scaled_diff']:.2e} relative to max(1, max |x|), > atol {atol:g}); nothing was written"
+        + ("; differences this small are float32 rounding over long sequences: --atol 1e-4 accepts them"
+           if worst["max_scaled_diff"] < 10 * atol else ""),
+        report.mismatches,
+    )
+
+
+def record(report: ParityReport, case: str, output: str, expected: np.ndarray, got: np.ndarray) -> None:
+    """Add the comparison of ``got`` with ``expected`` (torch's) to ``report``."""
     if expected.shape != got.shape:
         report.cases.append({"case": case, "output": output, "shape": list(got.shape),
                              "expected_shape": list(expected.shape), "max_abs_diff": float("inf"),
-                             "max_scaled_diff": float("inf"), "ok": False})
+                             "max_scaled_diff": float("inf"), "tolerance": report.atol, "ok": False})
         return
     diff, scaled = differences(expected, got)
+    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size and np.isfinite(expected).all() else 1.0
     report.cases.append({"case": case, "output": output, "shape": list(got.shape), "max_abs_diff": diff,
-                         "max_scaled_diff": scaled, "ok": scaled <= report.atol})
+                         "max_scaled_diff": scaled, "tolerance": report.atol * scale, "ok": scaled <= report.atol})
 
 
 def differences(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:

@@ -132,8 +132,11 @@ def inspect_cmd(model_path: str, providers: str, threads: int, as_json: bool) ->
     s = model.metadata
     echo(f"{info['path']}  ({info['size_bytes'] / 1024:.1f} KiB, format {s.format})")
     echo(f"task:          {s.task}" + (f" ({s.tag_scheme})" if s.task == "tag" else ""))
+    activation = f", {s.activation}" if s.activation != "tanh" else ""  # an rnn's default is tanh
     echo(f"architecture:  Embedding({len(s.vocab)}, {s.embed}) → {s.cell.upper()} × {s.layers} "
-         f"(hidden {s.hidden}) → Linear({s.hidden}, {model.n_out})")
+         f"(hidden {s.hidden}{activation}) → Linear({s.hidden}, {model.n_out})")
+    if s.task == "lm" and not (s.bos and s.eos):
+        echo(f"framing:       {_framing_words(s.bos, s.eos)}")
     echo(f"vocabulary:    {len(s.vocab)} tokens, e.g. {' '.join(map(repr, info['vocab_sample'][:12]))}")
     if s.labels:
         shown = ", ".join(s.labels[:20]) + (f" … ({len(s.labels)})" if len(s.labels) > 20 else "")
@@ -159,6 +162,14 @@ def inspect_cmd(model_path: str, providers: str, threads: int, as_json: bool) ->
     for n, line in enumerate(_metric_lines(s.metrics)):
         echo(f"{'metrics:' if n == 0 else '':<15}{line}")
     echo(f"providers:     {', '.join(model.providers)}")
+
+
+def _framing_words(bos: bool, eos: bool) -> str:
+    """How an lm's texts begin and end, for a model trained without ``<bos>`` or ``<eos>``."""
+    return ", ".join([
+        "<bos>" if bos else "no <bos> (streams start at zero state; generate needs a prompt)",
+        "<eos>" if eos else "no <eos> (it never ends a text itself)",
+    ])
 
 
 def _tokenizer_words(config: dict[str, Any]) -> str:
@@ -208,7 +219,9 @@ def describe(model: Model) -> dict[str, Any]:
     return {
         "path": str(model.path), "size_bytes": Path(model.path).stat().st_size, "format": s.format,
         "task": s.task, "tag_scheme": s.tag_scheme, "cell": s.cell, "layers": s.layers, "hidden": s.hidden,
-        "embed": s.embed, "n_out": model.n_out, "vocab_size": len(s.vocab), "vocab_sample": s.vocab.tokens[4:44],
+        "embed": s.embed, "activation": s.activation if s.cell == "rnn" else None,
+        "framing": {"bos": s.bos, "eos": s.eos} if s.task == "lm" else None, "n_out": model.n_out,
+        "vocab_size": len(s.vocab), "vocab_sample": s.vocab.tokens[4:44],
         "labels": list(s.labels), "tokenizer": s.tokenizer, "quantization": s.quantization,
         "provenance": s.provenance, "metrics": s.metrics, "providers": model.providers,
         "inputs": [io("input", a) for a in model.inputs],
@@ -307,7 +320,8 @@ def evaluate(model_path: str, providers: str, threads: int, data: str, as_json: 
 
     classify: accuracy, macro F1, precision/recall/F1 per label and the confusion matrix; tag:
     token accuracy (and word precision/recall/F1 for a B/M/E/S model), tagging each line's
-    tokens as given; lm: perplexity and loss a token, each line a document from <bos> to <eos>.
+    tokens as given; lm: perplexity and loss a token, each line a document from <bos> to <eos>
+    (framed as the model was trained: without <bos>, from its second token).
     Examples whose label or tags the model does not know are left out and counted.
     """
     model = _load(model_path, providers, threads)

@@ -20,6 +20,7 @@ from .schema import schema_errors
 from .vocab import MAX_TOKEN_CHARS, SPECIALS, Vocabulary, vocab_checksum
 
 __all__ = [
+    "ACTIVATIONS",
     "CELLS",
     "FORMAT_VERSION",
     "INPUT_C0",
@@ -37,9 +38,10 @@ __all__ = [
     "format_for",
 ]
 
-FORMAT_VERSION = 2  # the newest format this reader reads; a writer records the oldest that holds its file
+FORMAT_VERSION = 3  # the newest format this reader reads; a writer records the oldest that holds its file
 # What each format added: a reader of an older one would misread it (docs/FORMAT.md, Versioning).
 #   2: word tokenizers that are not jieba ("segmenter": "whitespace")
+#   3: language models framed without <bos> or without <eos> ("rnnkit.framing")
 # none; int8 (row-wise, batch-invariant; or, without "batch_invariant", onnxruntime's dynamic
 # scheme of files written before); int4; int8-dynamic (per-call scales, not batch-invariant)
 QUANTIZATION_MODES = ("none", "int8", "int4", "int8-dynamic")
@@ -53,6 +55,7 @@ OUTPUT_LOGITS, OUTPUT_HN, OUTPUT_CN = "logits", "hn", "cn"
 TASKS = ("lm", "classify", "tag")
 CELLS = ("rnn", "gru", "lstm")
 TAG_SCHEMES = ("none", "tags", "bmes")  # "bmes": B/M/E/S character tags that cut words
+ACTIVATIONS = ("tanh", "relu")  # an rnn cell's nonlinearity; GRU and LSTM have fixed ones
 
 # Caps on what a reader accepts, so a hostile file cannot make it allocate without bound.
 MAX_VALUE_BYTES = 32 * 1024 * 1024
@@ -84,6 +87,9 @@ class KEYS:
     QUANTIZATION = PREFIX + "quantization"
     PROVENANCE = PREFIX + "provenance"
     METRICS = PREFIX + "metrics"
+    # optional: absent means the default (docs/FORMAT.md)
+    ACTIVATION = PREFIX + "activation"  # rnn cells: "tanh" (default) or "relu"
+    FRAMING = PREFIX + "framing"  # lm: {"bos": bool, "eos": bool}, both true by default (format 3 otherwise)
 
 
 _INT = {"type": "string", "pattern": r"^[1-9][0-9]{0,5}$"}
@@ -163,10 +169,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"rnnkit": {"type": "string"}, "created": {"type": "string"}},
     },
     KEYS.METRICS: _JSON_OBJECT,
+    KEYS.ACTIVATION: {"type": "string", "enum": list(ACTIVATIONS)},
+    KEYS.FRAMING: {
+        "type": "object",
+        "required": ["bos", "eos"],
+        "properties": {"bos": {"type": "boolean"}, "eos": {"type": "boolean"}},
+        "additionalProperties": False,
+    },
 }
 _JSON_KEYS = {KEYS.TOKENIZER, KEYS.VOCAB, KEYS.SPECIALS, KEYS.LABELS, KEYS.QUANTIZATION,
-              KEYS.PROVENANCE, KEYS.METRICS}
-REQUIRED = tuple(SCHEMAS)
+              KEYS.PROVENANCE, KEYS.METRICS, KEYS.FRAMING}
+OPTIONAL = (KEYS.ACTIVATION, KEYS.FRAMING)
+REQUIRED = tuple(k for k in SCHEMAS if k not in OPTIONAL)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -175,6 +189,9 @@ class ModelSpec:
     """Everything a runtime needs to know about a model besides its weights.
 
     ``tokenizer`` is the tokenizer's ``to_config()`` dict; ``labels`` is empty for ``lm``.
+    ``bos``/``eos``: whether an lm learned rnnkit's ``<bos>`` and ``<eos>`` (a torch module
+    exported with ``export_module`` may have neither): without ``<bos>`` streams start at zero
+    state with no logits, without ``<eos>`` the model never ends a text itself.
     """
 
     task: str
@@ -191,10 +208,13 @@ class ModelSpec:
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     format: int | None = None  # None: the oldest format that holds this model (format_for)
+    activation: str = "tanh"  # rnn cells: the recurrence's nonlinearity
+    bos: bool = True
+    eos: bool = True
 
     def __post_init__(self) -> None:
         if self.format is None:
-            object.__setattr__(self, "format", format_for(self.tokenizer))
+            object.__setattr__(self, "format", format_for(self.tokenizer, bos=self.bos, eos=self.eos))
 
     @property
     def n_out(self) -> int:
@@ -252,6 +272,10 @@ class ModelSpec:
             KEYS.PROVENANCE: _dumps(self.provenance),
             KEYS.METRICS: _dumps(self.metrics),
         }
+        if self.activation != "tanh":
+            props[KEYS.ACTIVATION] = self.activation
+        if not (self.bos and self.eos):
+            props[KEYS.FRAMING] = _dumps({"bos": self.bos, "eos": self.eos})
         ModelSpec.from_metadata(props)
         return props
 
@@ -267,8 +291,10 @@ class ModelSpec:
             )
         _check_version(props.get(KEYS.FORMAT))
         values: dict[str, Any] = {}
-        for key in REQUIRED:
+        for key in (*REQUIRED, *OPTIONAL):
             if key not in props:
+                if key in OPTIONAL:
+                    continue
                 raise MetadataError(f"metadata key {key!r} is missing; re-export the model", key)
             raw = props[key]
             if not isinstance(raw, str):
@@ -313,6 +339,17 @@ class ModelSpec:
         if scheme == "bmes" and set(labels) != {"B", "M", "E", "S"}:
             raise MetadataError(f"a bmes tagger needs labels B, M, E, S, got {list(labels)}", KEYS.LABELS)
         _check_tokenizer(values[KEYS.TOKENIZER], int(values[KEYS.FORMAT]))
+        cell = values[KEYS.CELL]
+        activation = values.get(KEYS.ACTIVATION, "tanh")
+        if activation != "tanh" and cell != "rnn":
+            raise MetadataError(f"only an rnn cell takes an activation; a {cell} cell's are fixed", KEYS.ACTIVATION)
+        framing = values.get(KEYS.FRAMING, {"bos": True, "eos": True})
+        if task != "lm" and KEYS.FRAMING in values:
+            raise MetadataError(f"only an lm is framed by <bos> and <eos>; a {task} model takes no framing",
+                                KEYS.FRAMING)
+        if not (framing["bos"] and framing["eos"]) and int(values[KEYS.FORMAT]) < 3:
+            raise MetadataError(f"an lm framed without <bos> or <eos> needs model format 3, and the file says "
+                                f"format {values[KEYS.FORMAT]}; re-export the model", KEYS.FRAMING)
         for key in (KEYS.LAYERS, KEYS.HIDDEN, KEYS.EMBED):
             if int(values[key]) > MAX_DIM:
                 raise MetadataError(f"metadata {key!r} = {values[key]} is implausibly large", key)
@@ -330,7 +367,7 @@ class ModelSpec:
                                     "the file is not a model rnnkit can run", key)
         return cls(
             task=task,
-            cell=values[KEYS.CELL],
+            cell=cell,
             layers=int(values[KEYS.LAYERS]),
             hidden=int(values[KEYS.HIDDEN]),
             embed=int(values[KEYS.EMBED]),
@@ -343,6 +380,9 @@ class ModelSpec:
             provenance=values[KEYS.PROVENANCE],
             metrics=values[KEYS.METRICS],
             format=int(values[KEYS.FORMAT]),
+            activation=activation,
+            bos=framing["bos"],
+            eos=framing["eos"],
         )
 
     def check_graph(self, *, n_out: int | None, layers: int | None, hidden: int | None,
@@ -364,8 +404,11 @@ class ModelSpec:
                 )
 
 
-def format_for(tokenizer: Mapping[str, Any]) -> int:
-    """The oldest format that holds a model with this tokenizer config: 1 unless it needs 2."""
+def format_for(tokenizer: Mapping[str, Any], *, bos: bool = True, eos: bool = True) -> int:
+    """The oldest format that holds a model with this tokenizer config and framing: 3 for an lm
+    without ``<bos>`` or ``<eos>``, 2 for a word tokenizer that is not jieba, else 1."""
+    if not (bos and eos):
+        return 3
     return 2 if isinstance(tokenizer, Mapping) and tokenizer.get("segmenter", "jieba") != "jieba" else 1
 
 

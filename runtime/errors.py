@@ -20,6 +20,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelFileError",
     "ModelNotFoundError",
+    "ModuleError",
     "NonFiniteError",
     "ParityError",
     "ProviderError",
@@ -110,6 +111,10 @@ class ParityError(ExportError, ValueError):
     def __init__(self, message: str, mismatches: list[dict] | None = None) -> None:
         super().__init__(message)
         self.mismatches = list(mismatches or [])
+
+
+class ModuleError(ExportError, ValueError):
+    """A torch module rnnkit cannot map onto its graph, or whose forward does not give what its parts compute."""
 
 
 class QuantizationError(ExportError, ValueError):

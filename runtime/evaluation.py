@@ -9,9 +9,14 @@ What is scored, per task (the model file's task decides, and so does the reader 
   ``word_precision``, ``word_recall``, ``word_f1``. Lines are already cut into tokens, so they
   are tagged as given (``model.tag(tokens=...)``).
 - ``lm``: ``loss`` (mean negative log-likelihood a token, natural log), ``perplexity``
-  (``exp(loss)``), ``tokens`` and ``documents``. Each document is scored on its own, from
-  ``<bos>`` through its tokens to ``<eos>``, as runtime streams read text; training's figure
-  runs over all documents as one stream with the state carried, so the two differ a little.
+  (``exp(loss)``), ``tokens``, ``documents`` and ``unscored``. Each document is scored on its
+  own, from ``<bos>`` through its tokens to ``<eos>``, as runtime streams read text; training's
+  figure runs over all documents as one stream with the state carried, so the two differ a
+  little. A model framed without ``<bos>`` reads a document from the zero state and scores its
+  tokens from the second on; one without ``<eos>`` scores no ``<eos>``; such a model's metrics
+  add ``framing`` (``{"bos": …, "eos": …}``), and a document with nothing to score (no tokens
+  at all, or one token and neither ``<bos>`` nor ``<eos>``) is left out and counted in
+  ``unscored``.
 
 An example whose gold label (or one of whose tags) the model does not know cannot be scored: it
 is left out of every figure and counted in ``unscored``, with ``unknown_labels`` (classify:
@@ -80,8 +85,15 @@ class Evaluation:
         where = f"{self.source}: " if self.source else ""
         skipped = f" ({self.skipped:,} bad lines skipped)" if self.skipped else ""
         if self.task == "lm":
-            return [f"{where}{m['documents']:,} documents, {m['tokens']:,} tokens (each <bos> … <eos>){skipped}",
-                    f"perplexity  {m['perplexity']:.4f}", f"loss        {m['loss']:.4f} (nats a token)"]
+            framing = m.get("framing", {"bos": True, "eos": True})
+            span = (f"each {'<bos>' if framing['bos'] else 'from its 2nd token'} … "
+                    f"{'<eos>' if framing['eos'] else 'its last token'}")
+            out = [f"{where}{m['documents']:,} documents, {m['tokens']:,} tokens ({span}){skipped}",
+                   f"perplexity  {m['perplexity']:.4f}", f"loss        {m['loss']:.4f} (nats a token)"]
+            if m.get("unscored"):
+                n = m["unscored"]
+                out += ["", f"not scored: {n:,} document{'s' if n > 1 else ''} with no token to predict"]
+            return out
         if self.task == "tag":
             out = [f"{where}{m['examples']:,} examples, {m['count']:,} tokens{skipped}",
                    f"token accuracy  {m['accuracy']:.4f}"]
@@ -241,33 +253,46 @@ def _score_tag(model: Model, examples: list, batch_size: int, source: str | None
 
 
 def _score_lm(model: Model, docs: list[str], batch_size: int, source: str | None) -> dict[str, Any]:
-    """Each document from ``<bos>`` (zero state) to ``<eos>``: inputs ``<bos> ids``, targets ``ids <eos>``."""
-    v = model.vocab
-    ids = [model.encode(doc) for doc in docs]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    """Each document from the zero state: inputs ``<bos> ids``, targets ``ids <eos>``; without
+    ``<bos>`` inputs ``ids`` and targets ``ids[1:]``, without ``<eos>`` no ``<eos>`` target."""
+    v, spec = model.vocab, model.metadata
+    framed = []  # (inputs, targets) of each document with something to score; targets[t] follows inputs[t]
+    for doc in docs:
+        ids = model.encode(doc)
+        inputs = [v.bos_id, *ids] if spec.bos else ids
+        targets = [*ids[0 if spec.bos else 1 :], *([v.eos_id] if spec.eos else [])][: len(inputs)]
+        if targets:
+            framed.append((inputs, targets))
+    if not framed:
+        lacks = " and ".join(name for name, has in (("<bos>", spec.bos), ("<eos>", spec.eos)) if not has)
+        need = 1 if spec.bos or spec.eos else 2
+        raise DataError(f"none of the {len(docs):,} documents has a token to predict: this model was trained "
+                        f"without {lacks}, so a document needs at least {need} token{'s' * (need > 1)} to be "
+                        "scored", path=source)
+    order = sorted(range(len(framed)), key=lambda i: len(framed[i][0]))
     rows = max(1, min(batch_size, model.budget.max_batch()))
     total, count, at = 0.0, 0, 0
     while at < len(order):
         chunk = [order[at]]
         while (at + len(chunk) < len(order) and len(chunk) < rows
-               and (len(chunk) + 1) * (len(ids[order[at + len(chunk)]]) + 1) <= _BATCH_TOKENS):
+               and (len(chunk) + 1) * len(framed[order[at + len(chunk)]][0]) <= _BATCH_TOKENS):
             chunk.append(order[at + len(chunk)])
         at += len(chunk)
-        width = len(ids[chunk[-1]]) + 1
+        width = len(framed[chunk[-1]][0])
         inputs = np.full((len(chunk), width), v.pad_id, np.int64)  # (B, T)
-        inputs[:, 0] = v.bos_id
-        targets = np.full((len(chunk), width), -1, np.int64)  # (B, T); -1 past each document's <eos>
+        targets = np.full((len(chunk), width), -1, np.int64)  # (B, T); -1 past each document's last target
         for row, i in enumerate(chunk):
-            n = len(ids[i])
-            inputs[row, 1 : n + 1] = ids[i]
-            targets[row, :n] = ids[i]
-            targets[row, n] = v.eos_id
+            ins, outs = framed[i]
+            inputs[row, : len(ins)] = ins
+            targets[row, : len(outs)] = outs
         for start, logits in model.run_chunks(inputs, model.zero_state(len(chunk))):  # (B, t, V)
             step = targets[:, start : start + logits.shape[1]]  # (B, t)
             total += _nll(logits, step)
             count += int((step >= 0).sum())
     loss = total / count
-    return {"perplexity": perplexity(loss), "loss": loss, "tokens": count, "documents": len(docs)}
+    metrics = {"perplexity": perplexity(loss), "loss": loss, "tokens": count, "documents": len(framed),
+               "unscored": len(docs) - len(framed)}
+    return metrics if spec.bos and spec.eos else {**metrics, "framing": {"bos": spec.bos, "eos": spec.eos}}
 
 
 def _nll(logits: np.ndarray, targets: np.ndarray) -> float:

@@ -391,6 +391,33 @@ def _check_recurrent(node, spec: ModelSpec, path: Path) -> None:
     if (direction is not None and direction.s != b"forward") or (layout is not None and layout.i != 0):
         raise ModelFileError(f"{path}: a {op} node that is not forward and sequence-first; rnnkit's "
                              "exporters never write one; refused")
+    odd = sorted({"clip", "activation_alpha", "activation_beta"} & set(attrs))
+    if odd:
+        raise ModelFileError(f"{path}: a {op} node with {', '.join(odd)}, which rnnkit's exporters never write; "
+                             "refused")
+    _check_activations(node, spec, path)
+
+
+_RNN_ACTIVATIONS = {None: "tanh", ("Tanh",): "tanh", ("Relu",): "relu"}  # an RNN node's → rnnkit.activation
+_FIXED_ACTIVATIONS = {"GRU": ("Sigmoid", "Tanh"), "LSTM": ("Sigmoid", "Tanh", "Tanh"),
+                      "DynamicQuantizeLSTM": ("Sigmoid", "Tanh", "Tanh")}
+
+
+def _check_activations(node, spec: ModelSpec, path: Path) -> None:
+    """The recurrence's nonlinearity: what the metadata says (an RNN's) or ONNX's fixed ones (GRU, LSTM)."""
+    op, attr = node.op_type, node.attributes.get("activations")
+    names = None if attr is None else tuple(s.decode("utf-8", "replace") for s in attr.strings)
+    shown = None if names is None else [n[:20] for n in names[:4]] + (["…"] if len(names) > 4 else [])
+    if op == "RNN":
+        found = _RNN_ACTIVATIONS.get(names)
+        if found is None:
+            raise ModelFileError(f"{path}: an RNN node with activations {shown}, not Tanh or Relu; refused")
+        if found != spec.activation:
+            raise MetadataError(f"inconsistent model: the graph's RNN computes {found} but the metadata's "
+                                f"activation is {spec.activation!r}; re-export the model", KEYS.ACTIVATION)
+    elif names is not None and names != _FIXED_ACTIVATIONS[op]:
+        raise ModelFileError(f"{path}: a {op} node with activations {shown}, not ONNX's defaults "
+                             f"{list(_FIXED_ACTIVATIONS[op])}, which rnnkit's exporters never write; refused")
 
 
 def _check_embedding(node, spec: ModelSpec, path: Path, constants: dict[str, tuple[int, ...]]) -> None:

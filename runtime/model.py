@@ -28,7 +28,7 @@ from .evaluation import Evaluation, evaluate_model
 from .graphcheck import DEFAULT_CALL_BYTES, Budget, check_model, required_onnxruntime
 from .onnxfile import OnnxFormatError, read_onnx
 from .pretokenized import given_tokens, tag_token_lists, token_ids, token_lists
-from .sampling import Sampler, StopMatcher
+from .sampling import Sampler, StopMatcher, continuation
 from .session import Providers, check_onnxruntime_version, make_session, read_model_file
 from .stream import FEED_CHARS, Stream
 from .tagging import TagResult, TagStream, join_tags
@@ -146,11 +146,12 @@ class Model:
 
     def start_state(self, batch: int = 1) -> list[np.ndarray]:
         """New arrays holding where every stream starts, each (layers, batch, hidden): after
-        ``<bos>`` for an lm (its documents were framed so), zeros for the other tasks."""
+        ``<bos>`` for an lm that learned it (its documents were framed so), zeros otherwise."""
         return [np.repeat(s, batch, axis=1) for s in self._start_state]
 
     def start_logits(self) -> np.ndarray | None:
-        """A copy of the logits (n_out,) a stream starts with: an lm's after ``<bos>``, else None."""
+        """A copy of the logits (n_out,) a stream starts with: an lm's after ``<bos>``, else None
+        (an lm without ``<bos>`` predicts nothing before its first token)."""
         return None if self._start_logits is None else self._start_logits.copy()
 
     def step_binding(self, batch: int = 1, *, iobinding: bool | None = None) -> StepBinding:
@@ -181,9 +182,10 @@ class Model:
             out: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """One session call: tokens (B, T) int64 → logits (B, T, n_out), new state.
 
-        ``state`` defaults to zeros (note: an lm's streams start after ``<bos>``, not at zeros:
-        pass ``start_state(B)``). With ``out`` (arrays shaped like the state, which may be the
-        state arrays themselves) the new state is written into them and they are returned.
+        ``state`` defaults to zeros (note: an lm's streams start after ``<bos>``, not at zeros,
+        unless ``metadata.bos`` is False: pass ``start_state(B)``). With ``out`` (arrays shaped
+        like the state, which may be the state arrays themselves) the new state is written into
+        them and they are returned.
         A call larger than ``max_call_bytes`` raises :class:`BudgetError` before it runs (long
         texts go through ``run_chunks``); outputs that are not finite raise
         :class:`NonFiniteError`, and ``out`` is left as it was.
@@ -242,15 +244,18 @@ class Model:
             yield start, logits
 
     def _start(self) -> tuple[list[np.ndarray], np.ndarray | None]:
-        """Where every stream begins: after ``<bos>`` for lm (documents were framed so), else zeros.
+        """Where every stream begins: after ``<bos>`` for an lm that learned it (documents were
+        framed so), else zeros and no logits.
 
-        One step runs at load either way (an lm's ``<bos>``, else the last token id), so a graph
-        onnxruntime cannot run, or whose weights give NaN, fails here rather than at the first
-        call. Its sizes were checked from the file's bytes before the session existed.
+        One step runs at load either way (an lm's ``<bos>``, else the last token id, its result
+        discarded), so a graph onnxruntime cannot run, or whose weights give NaN, fails here
+        rather than at the first call. Its sizes were checked from the file's bytes before the
+        session existed.
         """
         import onnxruntime
 
-        token = self.vocab.bos_id if self.task == "lm" else len(self.vocab) - 1
+        after_bos = self.task == "lm" and self.metadata.bos
+        token = self.vocab.bos_id if after_bos else len(self.vocab) - 1
         quiet = onnxruntime.RunOptions()
         quiet.log_severity_level = 4  # the failure is ours to report, not onnxruntime's to print
         try:
@@ -263,7 +268,7 @@ class Model:
         if not all(np.isfinite(a).all() for a in out):
             raise NonFiniteError(f"{self.path}: one step of the model gives NaN or infinite values; its weights "
                                  "are corrupt: re-export a good checkpoint")
-        if self.task != "lm":
+        if not after_bos:
             return self.zero_state(1), None
         logits, *state = out
         return state, logits[0, -1].copy()
@@ -308,7 +313,9 @@ class Model:
                  stop: str | Sequence[str] | None = None) -> Iterator[str]:
         """Yield text pieces continuing ``prompt`` (lm models). ``temperature=0`` is greedy.
 
-        Ends at ``<eos>``, after ``max_tokens`` tokens, or before the first ``stop`` string.
+        Ends at ``<eos>``, after ``max_tokens`` tokens, or before the first ``stop`` string. A
+        model trained without ``<bos>`` (``metadata.bos`` False) needs a prompt with at least one
+        token to begin from; one without ``<eos>`` ends only at ``max_tokens`` or a stop string.
         """
         self._require("lm", "generate")
         if not isinstance(prompt, str):
@@ -317,34 +324,10 @@ class Model:
             raise ConfigError(f"max_tokens must be a non-negative integer, got {max_tokens!r}")
         sampler = Sampler(temperature, top_k, top_p, seed)
         matcher = StopMatcher(stop)
-        return self._generate(prompt, max_tokens, sampler, matcher)
-
-    def _generate(self, prompt: str, max_tokens: int, sampler: Sampler, matcher: StopMatcher) -> Iterator[str]:
-        stream = self.stream()
-        stream.feed(prompt)
-        logits = stream.flush()
-        rng = sampler.rng()
-        v = self.vocab
-        banned = (v.pad_id, v.unk_id, v.bos_id)
-        # Words cut on whitespace are written back with one space between them; the first after an
-        # empty prompt, or one ending in whitespace, needs none.
-        sep = self.tokenizer.separator
-        glue = "" if not prompt or prompt[-1].isspace() else sep
-        for i in range(max_tokens):
-            token = sampler.choose(logits, rng, banned)
-            if token == v.eos_id:
-                break
-            text = matcher.push(glue + v.token(token))
-            glue = sep
-            if text:
-                yield text
-            if matcher.stopped:
-                return
-            if i + 1 < max_tokens:  # the last token's logits would go unused
-                logits = stream.step(token)
-        tail = matcher.flush()
-        if tail:
-            yield tail
+        if not self.metadata.bos and not self.encode(prompt):
+            raise InputError("this model was trained without <bos>, so it cannot begin a text: give generate a "
+                             "prompt (one with at least one token)")
+        return continuation(self, prompt, max_tokens, sampler, matcher)
 
     def classify(self, texts: str | Sequence[str] | None = None, *, tokens: Sequence[str] | Sequence[Sequence[str]]
                  | None = None, batch_size: int = 64) -> Prediction | list[Prediction]:
@@ -491,8 +474,10 @@ class Model:
 
     def __repr__(self) -> str:
         s = self.metadata
+        extra = (f", activation={s.activation!r}" if s.activation != "tanh" else "") + (
+            f", bos={s.bos}, eos={s.eos}" if not (s.bos and s.eos) else "")
         return (f"Model({self.path.name!r}, task={s.task!r}, cell={s.cell!r}, layers={s.layers}, "
-                f"hidden={s.hidden}, vocab={len(s.vocab)}, providers={self.providers})")
+                f"hidden={s.hidden}, vocab={len(s.vocab)}{extra}, providers={self.providers})")
 
 
 def _a(task: str) -> str:

@@ -1,17 +1,22 @@
-"""Choosing the next token from logits: greedy, temperature, top-k, top-p."""
+"""Generating text: the next token chosen from logits (greedy, temperature, top-k, top-p), stop
+strings, and the loop of ``Model.generate``."""
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ConfigError, NonFiniteError
 
-__all__ = ["MAX_SEED", "Sampler", "StopMatcher"]
+if TYPE_CHECKING:
+    from .model import Model
+
+__all__ = ["MAX_SEED", "Sampler", "StopMatcher", "continuation"]
 
 MAX_SEED = 2**32 - 1  # the seed range training shares (rnnkit.train.config.MAX_SEED)
 
@@ -121,3 +126,35 @@ class StopMatcher:
     def flush(self) -> str:
         out, self.held = self.held, ""
         return "" if self.stopped else out
+
+
+def continuation(model: Model, prompt: str, max_tokens: int, sampler: Sampler, matcher: StopMatcher,
+                 ) -> Iterator[str]:
+    """The text pieces ``model.generate`` yields (its arguments already checked): ``prompt`` read from
+    a fresh stream, then a token at a time until ``<eos>``, ``max_tokens`` or a stop string."""
+    stream = model.stream()
+    stream.feed(prompt)
+    logits = stream.flush()  # never None here: a model without <bos> was given a prompt with tokens
+    rng = sampler.rng()
+    v = model.vocab
+    # <eos> of a model that never learned it has a constant −1e4 logit: banned too, to say so
+    banned = (v.pad_id, v.unk_id, v.bos_id, *(() if model.metadata.eos else (v.eos_id,)))
+    # Words cut on whitespace are written back with one space between them; the first after an
+    # empty prompt, or one ending in whitespace, needs none.
+    sep = model.tokenizer.separator
+    glue = "" if not prompt or prompt[-1].isspace() else sep
+    for i in range(max_tokens):
+        token = sampler.choose(logits, rng, banned)
+        if token == v.eos_id:
+            break
+        text = matcher.push(glue + v.token(token))
+        glue = sep
+        if text:
+            yield text
+        if matcher.stopped:
+            return
+        if i + 1 < max_tokens:  # the last token's logits would go unused
+            logits = stream.step(token)
+    tail = matcher.flush()
+    if tail:
+        yield tail

@@ -95,7 +95,10 @@ class Stream:
     # -- reading ----------------------------------------------------------------------------
     @property
     def logits(self) -> np.ndarray | None:
-        """Logits (n_out,) after the last consumed token (for lm: of the next token). Read only."""
+        """Logits (n_out,) after the last consumed token (for lm: of the next token). Read only.
+
+        None before the first token, except in an lm that learned ``<bos>``: it starts with the
+        logits after ``<bos>``."""
         if self._holder is not None:
             return self._holder.binding.logits[self._row, 0].copy()
         return self._logits

@@ -16,7 +16,7 @@ from factory import tiny_checkpoint  # noqa: E402
 from rnnkit.export import export_onnx  # noqa: E402
 from rnnkit.runtime import load_model  # noqa: E402
 from rnnkit.runtime.cli import cli  # noqa: E402
-from rnnkit.runtime.contract import KEYS, ModelSpec, format_for, rnnkit_version  # noqa: E402
+from rnnkit.runtime.contract import KEYS, OPTIONAL, ModelSpec, format_for, rnnkit_version  # noqa: E402
 from rnnkit.runtime.errors import CheckpointError, RnnkitError  # noqa: E402
 from rnnkit.runtime.vocab import Vocabulary  # noqa: E402
 from rnnkit.train.checkpoint import save_checkpoint  # noqa: E402
@@ -50,7 +50,8 @@ def props_of(path) -> dict[str, str]:
 def test_metadata_round_trips_and_matches_the_checkpoint(exports, name):
     ckpt, path = exports[name]
     props = props_of(path)
-    assert {k for k in props if k.startswith("rnnkit.")} == {v for k, v in vars(KEYS).items() if k.isupper()}
+    required = {v for k, v in vars(KEYS).items() if k.isupper()} - set(OPTIONAL)  # optional ones: absent = default
+    assert {k for k in props if k.startswith("rnnkit.")} == required
     spec = ModelSpec.from_metadata(props)
     mc = ckpt["model_config"]
     assert spec.format == format_for(spec.tokenizer) == 1  # a char or jieba model needs nothing of format 2

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from rnnkit.runtime import CharTokenizer, MetadataError, Vocabulary, WhitespaceTokenizer, WordTokenizer
-from rnnkit.runtime.contract import KEYS, ModelSpec, format_for
+from rnnkit.runtime.contract import FORMAT_VERSION, KEYS, ModelSpec, format_for
 from rnnkit.runtime.errors import FormatVersionError
 from rnnkit.runtime.tokenizers import MAX_WORD, tokenizer_from_config
 
@@ -141,6 +141,6 @@ def test_tokenizer_metadata_that_does_not_fit_is_refused(change, message):
 
 def test_a_format_newer_than_the_reader_is_refused():
     props = spec(CharTokenizer().to_config()).to_metadata()
-    props[KEYS.FORMAT] = "3"
-    with pytest.raises(FormatVersionError, match="model format 3 is newer than this rnnkit reads"):
+    props[KEYS.FORMAT] = str(FORMAT_VERSION + 1)
+    with pytest.raises(FormatVersionError, match=f"model format {FORMAT_VERSION + 1} is newer than this rnnkit reads"):
         ModelSpec.from_metadata(props)

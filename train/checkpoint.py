@@ -53,10 +53,12 @@ __all__ = [
     "MAX_CHECKPOINT_BYTES",
     "MAX_MEMBERS",
     "MAX_MEMBER_BYTES",
+    "archive_problem",
     "load_checkpoint",
     "model_from_checkpoint",
     "resolve_checkpoint",
     "save_checkpoint",
+    "tensor_problem",
 ]
 
 CHECKPOINT_VERSION = 1
@@ -131,7 +133,7 @@ def load_checkpoint(path: str | Path, *, name: str = BEST_NAME) -> dict[str, Any
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated or not a torch file): {_first_line(e)}"
         ) from e
-    problem = _tensor_problem(ckpt)
+    problem = tensor_problem(ckpt)
     if problem:
         raise CheckpointError(f"{path} is damaged or was edited: {problem}; restore it or retrain")
     if not isinstance(ckpt, dict) or "rnnkit_checkpoint" not in ckpt:
@@ -153,7 +155,7 @@ def load_checkpoint(path: str | Path, *, name: str = BEST_NAME) -> dict[str, Any
     return ckpt
 
 
-def _tensor_problem(payload: Any) -> str | None:
+def tensor_problem(payload: Any) -> str | None:
     """The first tensor of ``payload`` that claims more than its storage holds, said in words; or None.
 
     torch rebuilds a tensor from the storage, shape and stride the file gives, and a stride of 0
@@ -214,13 +216,13 @@ def _check_archive(path: Path) -> None:
         raise CheckpointError(_LEGACY.format(path=path) if head[:2] == b"\x80\x02" else not_torch) from e
     if head != _ZIP_MAGIC:  # a pickle with a zip appended would be loaded by torch's legacy reader
         raise CheckpointError(_LEGACY.format(path=path) if head[:2] == b"\x80\x02" else not_torch)
-    problem = _archive_problem(members, size)
+    problem = archive_problem(members, size)
     if problem:
         raise CheckpointError(f"{path} {problem}; it is damaged or not a file torch.save wrote (it could expand "
                               "to fill memory): give the checkpoint.pt that `rnnkit train` wrote")
 
 
-def _archive_problem(members: list[zipfile.ZipInfo], size: int) -> str | None:
+def archive_problem(members: list[zipfile.ZipInfo], size: int) -> str | None:
     if len(members) > MAX_MEMBERS:
         return f"holds {len(members):,} members, more than the {MAX_MEMBERS:,} a checkpoint may have"
     seen: set[str] = set()

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnkit.runtime.contract import CELLS
+from rnnkit.runtime.contract import ACTIVATIONS, CELLS
 from rnnkit.runtime.errors import ConfigError
 
 __all__ = ["ModelConfig", "RNNModel", "State"]
@@ -32,10 +32,14 @@ class ModelConfig:
     layers: int = 1
     dropout: float = 0.0
     tie_weights: bool = False
+    activation: str = "tanh"  # rnn: tanh or relu (nn.RNN's nonlinearity); GRU and LSTM have fixed ones
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise ConfigError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.activation not in ACTIVATIONS or (self.activation != "tanh" and self.cell != "rnn"):
+            raise ConfigError(f"activation {self.activation!r} does not fit a {self.cell} cell: an rnn takes "
+                              f"{' or '.join(ACTIVATIONS)}, a gru or lstm only tanh")
         for name in ("vocab_size", "n_out", "embed", "hidden", "layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -66,9 +70,10 @@ class RNNModel(nn.Module):
         c = config
         self.embedding = nn.Embedding(c.vocab_size, c.embed)
         self.drop = nn.Dropout(c.dropout)
+        extra = {"nonlinearity": c.activation} if c.cell == "rnn" else {}
         self.rnn = _MODULES[c.cell](
             c.embed, c.hidden, num_layers=c.layers, batch_first=True,
-            dropout=c.dropout if c.layers > 1 else 0.0,
+            dropout=c.dropout if c.layers > 1 else 0.0, **extra,
         )
         self.head = nn.Linear(c.hidden, c.n_out)
         if c.tie_weights:

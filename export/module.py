@@ -1,0 +1,389 @@
+"""A user's torch module as rnnkit's model: its ids remapped, its weights copied, its forward understood.
+
+``source_ids`` maps the module's vocabulary onto rnnkit's (specials at ids 0–3, the module's
+tokens after them in the module's id order); ``build_model`` copies the module's weights into an
+:class:`RNNModel` that computes the same outputs for the remapped ids (so the rest of the exporter,
+the parity gate and quantization included, is the one rnnkit's own checkpoints use);
+``detect_call`` finds how the module's own ``forward`` wants to be called and how its outputs are
+laid out, by calling it; ``module_parity`` then compares that forward with the ONNX file.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnkit.runtime.errors import ModuleError
+from rnnkit.runtime.vocab import MAX_TOKEN_CHARS, SPECIALS, Vocabulary
+from rnnkit.train.model import ModelConfig, RNNModel
+
+from .parity import ParityReport, differences, record
+from .parts import ModuleParts
+
+__all__ = ["NEVER", "ForwardCall", "SourceIds", "build_model", "detect_call", "module_parity", "source_ids"]
+
+NEVER = -1e4  # the logit of a token the module cannot predict: large, negative, finite
+# (batch, seq) shapes the module's forward is compared at; a forward that fixes the batch size is
+# compared at that size.
+FORWARD_SHAPES = ((1, 1), (1, 9), (3, 17), (4, 64), (2, 300))
+_PROBE = (3, 17)  # batch ≠ seq, both > 1: every layout below has its own shape
+LAYOUTS = ("batch, seq, out", "seq, batch, out", "batch·seq, out", "seq·batch, out", "batch, out (last step)")
+TRANSFORMS = ("logits", "log_softmax", "softmax")
+# Telling the layouts and transforms apart needs no tighter tolerance than this; the parity gate
+# then holds the module to the caller's atol, and names a rounding difference as one.
+DETECT_ATOL = 1e-4
+
+
+@dataclass(frozen=True)
+class SourceIds:
+    """The module's ids in rnnkit's vocabulary: ``source[r]`` is the module id of rnnkit id ``r`` (−1: none)."""
+
+    vocab: Vocabulary
+    source: tuple[int, ...]
+    specials: dict[str, int]  # rnnkit special name → the module's id, for those the module has
+
+    def to_rnnkit(self, module_ids: np.ndarray) -> np.ndarray:
+        """rnnkit ids of ``module_ids`` (any shape; each must have a token)."""
+        table = np.full(max(self.source) + 1, -1, np.int64)
+        for r, u in enumerate(self.source):
+            if u >= 0:
+                table[u] = r
+        return table[module_ids]
+
+    def module_ids(self) -> np.ndarray:
+        """Every module id that has a token, ascending."""
+        return np.array(sorted(u for u in self.source if u >= 0), np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source_ids": list(self.source), "specials": dict(self.specials)}
+
+
+def source_ids(vocab: Sequence[str] | Mapping[str, int], *, rows: int,
+               specials: Mapping[str, str] | None = None) -> SourceIds:
+    """rnnkit's vocabulary for a module whose ``vocab`` is a list (index = id) or a dict token → id.
+
+    A token named ``<pad>``, ``<unk>``, ``<bos>`` or ``<eos>`` — or named in ``specials``
+    (``{"bos": "<s>", "unk": "[UNK]"}``) — becomes rnnkit's special of that name; ``rows`` is how
+    many ids the module reads (its embedding's rows, or the one-hot width).
+    """
+    pairs = _pairs(vocab)
+    named = {name: token for name, token in zip(SPECIALS, SPECIALS.values()) if token in pairs}
+    for name, token in (specials or {}).items():
+        if name not in SPECIALS:
+            raise ModuleError(f"unknown special {name!r}; rnnkit's are {', '.join(SPECIALS)}")
+        if not isinstance(token, str) or token not in pairs:
+            raise ModuleError(f"the special {name} is {token!r}, which is not in the vocabulary")
+        if named.get(name, token) != token and named[name] == SPECIALS[name]:
+            raise ModuleError(f"both {token!r} and {SPECIALS[name]!r} would be {name}: the vocabulary has both; "
+                              f"name one of them in specials")
+        named[name] = token
+    if len(set(named.values())) < len(named):
+        raise ModuleError(f"one token is named for two specials: {named}")
+    big = [u for u in pairs.values() if u >= rows]
+    if big:
+        raise ModuleError(f"the vocabulary has id {max(big)}, but the module reads ids 0..{rows - 1}: this vocabulary "
+                          "is not the module's")
+    regular = sorted(((u, t) for t, u in pairs.items() if t not in named.values()), key=lambda p: p[0])
+    reserved = [t for _, t in regular if t in SPECIALS.values()]
+    if reserved:
+        raise ModuleError(f"the token {reserved[0]!r} is spelled like an rnnkit special but is not mapped to it")
+    tokens = [*SPECIALS.values(), *(t for _, t in regular)]
+    source = [pairs[named[name]] if name in named else -1 for name in SPECIALS] + [u for u, _ in regular]
+    return SourceIds(Vocabulary(tokens), tuple(source), {name: pairs[t] for name, t in named.items()})
+
+
+def _pairs(vocab: Sequence[str] | Mapping[str, int]) -> dict[str, int]:
+    if isinstance(vocab, Mapping):
+        pairs = dict(vocab.items())
+    elif isinstance(vocab, Sequence) and not isinstance(vocab, (str, bytes)):
+        pairs = {}
+        for i, token in enumerate(vocab):
+            if token in pairs:
+                raise ModuleError(f"the vocabulary lists {token!r} twice (ids {pairs[token]} and {i}); each token "
+                                  "needs one id")
+            pairs[token] = i
+    else:
+        raise ModuleError(f"vocab must be a list of tokens (index = id) or a dict token → id, got "
+                          f"{type(vocab).__name__}")
+    if len(pairs) < 1:
+        raise ModuleError("the vocabulary is empty")
+    seen: dict[int, str] = {}
+    for token, i in pairs.items():
+        if not isinstance(token, str) or not token:
+            raise ModuleError(f"vocabulary tokens must be non-empty strings, got {token!r}")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise ModuleError(f"the token {token[:20]!r}… is {len(token)} characters, more than the {MAX_TOKEN_CHARS} "
+                              "a model file holds")
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0:
+            raise ModuleError(f"the id of {token!r} must be a non-negative integer, got {i!r}")
+        if int(i) in seen:
+            raise ModuleError(f"{seen[int(i)]!r} and {token!r} share id {i}; each id names one token")
+        seen[int(i)] = token
+    return {t: int(i) for t, i in pairs.items()}
+
+
+def build_model(parts: ModuleParts, ids: SourceIds, task: str, n_labels: int = 0) -> RNNModel:
+    """rnnkit's model computing what ``parts`` compute, on rnnkit ids (an lm's logits for tokens the
+    module never predicts are :data:`NEVER`)."""
+    rnn = parts.rnn
+    outputs = parts.outputs
+    if task == "lm":
+        named = {u for u in ids.source if u >= 0}
+        unnamed = [u for u in range(outputs) if u not in named]
+        if unnamed:
+            raise ModuleError(f"the module predicts {outputs} tokens but the vocabulary names no token for output "
+                              f"{unnamed[0]}{f' (and {len(unnamed) - 1} more)' if len(unnamed) > 1 else ''}: an lm's "
+                              "vocabulary needs a token for every output")
+    elif outputs != n_labels:
+        raise ModuleError(f"the module gives {outputs} outputs a step but {n_labels} labels were given: pass the "
+                          "labels in output order, one per output")
+    config = ModelConfig(cell=parts.cell, vocab_size=len(ids.vocab), n_out=len(ids.vocab) if task == "lm" else outputs,
+                         embed=parts.inputs, hidden=rnn.hidden_size, layers=rnn.num_layers,
+                         activation=parts.activation)
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights: keep the caller's RNG
+        model = RNNModel(config)
+    source = torch.tensor(ids.source)  # (V,)
+    has = source >= 0
+    with torch.no_grad():
+        table = _input_table(parts)  # (rows, E)
+        model.embedding.weight.zero_()
+        model.embedding.weight[has] = table[source[has]]
+        for name, value in model.rnn.named_parameters():
+            mine = getattr(rnn, name, None)
+            value.copy_(mine.detach().float() if mine is not None else torch.zeros_like(value))  # bias=False: zeros
+        weight, bias = _head(parts)  # (outputs, H), (outputs,)
+        if task == "lm":
+            model.head.weight.zero_()
+            model.head.bias.fill_(NEVER)
+            predicted = has & (source < outputs)
+            model.head.weight[predicted] = weight[source[predicted]]
+            model.head.bias[predicted] = bias[source[predicted]]
+        else:
+            model.head.weight.copy_(weight)
+            model.head.bias.copy_(bias)
+    return model.eval()
+
+
+def _input_table(parts: ModuleParts) -> torch.Tensor:
+    """What the RNN reads for each module id: the embedding's rows (renormed as the layer would), or one-hot rows."""
+    if parts.embedding is None:
+        return torch.eye(parts.inputs)
+    e = parts.embedding
+    table = e.weight.detach().float().cpu().clone()
+    if e.max_norm is not None:  # nn.Embedding rescales a looked-up row whose norm exceeds max_norm
+        norms = table.norm(p=e.norm_type, dim=1, keepdim=True)
+        table = torch.where(norms > e.max_norm, table * (e.max_norm / (norms + 1e-7)), table)
+    return table
+
+
+def _head(parts: ModuleParts) -> tuple[torch.Tensor, torch.Tensor]:
+    h = parts.head
+    if h is None:  # the hidden state is the output
+        return torch.eye(parts.outputs), torch.zeros(parts.outputs)
+    weight = h.weight.detach().float().cpu()
+    bias = h.bias.detach().float().cpu() if h.bias is not None else torch.zeros(h.out_features)
+    return weight, bias
+
+
+# -- the module's own forward ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ForwardCall:
+    """How the module's forward is called and what it returns."""
+
+    inputs: str  # "ids" (int64) or "onehot" (float vectors)
+    seq_first: bool  # inputs (seq, batch[, V]) rather than (batch, seq[, V])
+    state: bool  # the hidden state is passed as the second argument
+    layout: str  # one of LAYOUTS: how the output tensor holds (batch, seq, out)
+    transform: str  # one of TRANSFORMS: what the outputs are of rnnkit's logits
+    batch: int | None = None  # the one batch size the forward accepts, when it fixes one
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs": self.inputs, "seq_first": self.seq_first, "state": self.state, "layout": self.layout,
+                "output": self.transform, "batch": self.batch}
+
+    def describe(self) -> str:
+        state = ", state" if self.state else ""
+        order = "(seq, batch)" if self.seq_first else "(batch, seq)"
+        return f"forward({self.inputs} {order}{state}) → {self.transform} [{self.layout}]"
+
+
+def run_forward(module: nn.Module, parts: ModuleParts, call: ForwardCall, module_ids: np.ndarray,
+                state: Sequence[np.ndarray] | None) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """The module's output for ``module_ids`` (B, T) from ``state``, and the state it returns (if it does)."""
+    weight = parts.rnn.weight_ih_l0
+    ids = torch.from_numpy(module_ids).to(weight.device)
+    x = ids.t() if call.seq_first else ids
+    if call.inputs == "onehot":
+        x = nn.functional.one_hot(x, parts.inputs).to(weight.dtype)
+    args: list[Any] = [x]
+    if call.state:
+        h = [torch.from_numpy(np.ascontiguousarray(s)).to(weight.device, weight.dtype) for s in state]
+        args.append(tuple(h) if parts.cell == "lstm" else h[0])
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nn.LogSoftmax() without dim, and other warnings of the user's code
+        result = module(*args)
+    out = result[0] if isinstance(result, (tuple, list)) and result else result
+    if not isinstance(out, torch.Tensor):
+        raise ModuleError(f"the module's forward returned {type(out).__name__}, not a tensor (or a tuple starting "
+                          "with one)")
+    hidden = None
+    if isinstance(result, (tuple, list)) and len(result) > 1:
+        h = result[1]
+        h = list(h) if isinstance(h, (tuple, list)) else [h]
+        if all(isinstance(t, torch.Tensor) for t in h):
+            hidden = [t.detach().float().cpu().numpy() for t in h]
+    return out.detach().float().cpu().numpy(), hidden
+
+
+def to_module_space(logits: np.ndarray, columns: np.ndarray | None, layout: str, transform: str) -> np.ndarray:
+    """rnnkit's logits (B, T, n_out) as the module gives them: its columns, its transform, its layout."""
+    x = logits if columns is None else logits[..., columns]
+    x = x.astype(np.float64)
+    if transform != "logits":
+        x = x - x.max(-1, keepdims=True)
+        x = x - np.log(np.exp(x).sum(-1, keepdims=True))
+        if transform == "softmax":
+            x = np.exp(x)
+    b, t, o = x.shape
+    if layout == "batch, seq, out":
+        return x
+    if layout == "seq, batch, out":
+        return x.transpose(1, 0, 2)
+    if layout == "batch·seq, out":
+        return x.reshape(b * t, o)
+    if layout == "seq·batch, out":
+        return x.transpose(1, 0, 2).reshape(t * b, o)
+    return x[:, -1]
+
+
+def output_columns(ids: SourceIds, task: str, outputs: int) -> np.ndarray | None:
+    """The rnnkit logit column of each of the module's outputs (None: the same columns, classify and tag)."""
+    if task != "lm":
+        return None
+    table = np.full(outputs, -1, np.int64)
+    for r, u in enumerate(ids.source):
+        if 0 <= u < outputs:
+            table[u] = r
+    return table
+
+
+def detect_call(module: nn.Module, parts: ModuleParts, ids: SourceIds, model: RNNModel, task: str, *,
+                atol: float = 1e-5) -> ForwardCall:
+    """How ``module``'s forward is called and lays out its outputs, found by calling it and comparing
+    with ``model`` (rnnkit's copy of its parts); :class:`ModuleError` when no way agrees."""
+    takes = _positional(module)
+    states = [True] if takes >= 2 else [False]
+    if takes >= 2 and _second_is_optional(module):
+        states = [True, False]
+    kinds = ["ids"] if parts.embedding is not None else ["onehot", "ids"]
+    orders = [not parts.rnn.batch_first, parts.rnn.batch_first]
+    columns = output_columns(ids, task, parts.outputs)
+    rng = np.random.default_rng(0)
+    tried: list[str] = []
+    best: tuple[float, str] | None = None
+    for batch in _batches(module):
+        b, t = (batch, _PROBE[1]) if batch else _PROBE
+        module_ids = rng.choice(ids.module_ids(), (b, t))
+        state = [rng.uniform(-0.5, 0.5, (parts.rnn.num_layers, b, parts.rnn.hidden_size)).astype(np.float32)
+                 for _ in range(2 if parts.cell == "lstm" else 1)]
+        for kind in kinds:
+            for seq_first in orders:
+                for with_state in states:
+                    start = state if with_state else [np.zeros_like(s) for s in state]
+                    expected = _model_logits(model, ids.to_rnnkit(module_ids), start)
+                    probe = ForwardCall(kind, seq_first, with_state, LAYOUTS[0], TRANSFORMS[0], batch)
+                    try:
+                        out, _ = run_forward(module, parts, probe, module_ids, start)
+                    except ModuleError:
+                        raise
+                    except Exception as e:  # the user's code: any error means "not called this way"
+                        tried.append(f"{probe.describe().split(' →')[0]}: {type(e).__name__}: "
+                                     f"{' '.join(str(e).split())[:120]}")
+                        continue
+                    for layout in LAYOUTS:
+                        for transform in TRANSFORMS:
+                            want = to_module_space(expected, columns, layout, transform)
+                            if want.shape != out.shape:
+                                continue
+                            _, scaled = differences(want, out)
+                            if scaled <= max(atol, DETECT_ATOL):
+                                return ForwardCall(kind, seq_first, with_state, layout, transform, batch)
+                            if best is None or scaled < best[0]:
+                                best = (scaled, f"as {layout} {transform}, it differs by {scaled:.2e}")
+                    if best is None:
+                        best = (float("inf"), f"its output is shaped {list(out.shape)}, which no layout of "
+                                              f"(batch, seq, out) = ({b}, {t}, {parts.outputs}) gives")
+    if best is None:
+        raise ModuleError(f"the module's forward failed every way rnnkit called it ({tried[0] if tried else '?'}); "
+                          f"it should take token ids {'(or one-hot vectors) ' if parts.embedding is None else ''}"
+                          "shaped as its RNN reads them, and optionally the hidden state")
+    raise ModuleError(f"the module's forward does not give what its parts compute ({parts.describe()}): {best[1]}; "
+                      "something else happens between them (an activation, a residual, attention…), which rnnkit "
+                      "cannot map")
+
+
+def _model_logits(model: RNNModel, tokens: np.ndarray, state: Sequence[np.ndarray]) -> np.ndarray:
+    t_state = [torch.from_numpy(s) for s in state]
+    with torch.no_grad():
+        logits, _ = model(torch.from_numpy(tokens), tuple(t_state) if len(t_state) == 2 else t_state[0])
+    return logits.numpy()
+
+
+def _positional(module: nn.Module) -> int:
+    """How many positional arguments ``module.forward`` takes (2 when it takes any number)."""
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _second_is_optional(module: nn.Module) -> bool:
+    try:
+        params = [p for p in inspect.signature(module.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    except (TypeError, ValueError):
+        return True
+    return len(params) < 2 or params[1].kind is params[1].VAR_POSITIONAL or params[1].default is not params[1].empty
+
+
+def _batches(module: nn.Module) -> list[int | None]:
+    """Batch sizes to call the forward at: any (None), then those the module's attributes fix (``self.batch_size``)."""
+    fixed = sorted({int(v) for k, v in vars(module).items()
+                    if "batch" in k.lower() and isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 64})
+    return [None, *fixed, *([1] if 1 not in fixed else [])]
+
+
+def module_parity(module: nn.Module, parts: ModuleParts, ids: SourceIds, call: ForwardCall, onnx_model: Any,
+                  task: str, report: ParityReport, *, seed: int = 0) -> None:
+    """Add to ``report`` the module's own forward against the ONNX file, at every shape the forward accepts."""
+    rng = np.random.default_rng(seed)
+    columns = output_columns(ids, task, parts.outputs)
+    shapes = [(call.batch, t) for t in (1, 9, 64, 300)] if call.batch else FORWARD_SHAPES
+    spec = onnx_model.metadata
+    for b, t in shapes:
+        module_ids = rng.choice(ids.module_ids(), (b, t))
+        state = [rng.uniform(-0.9, 0.9, spec.state_shape(b)).astype(np.float32) for _ in range(spec.n_state)] \
+            if call.state else spec.zero_state(b)
+        try:
+            out, hidden = run_forward(module, parts, call, module_ids, state)
+        except Exception as e:  # the user's forward refuses this shape (it fixes a length, say)
+            report.skipped.append(f"module forward b={b} t={t}: the forward refused it ({type(e).__name__}: "
+                                  f"{' '.join(str(e).split())[:100]})")
+            continue
+        logits, new = onnx_model.run(ids.to_rnnkit(module_ids), state)
+        got = to_module_space(logits, columns, call.layout, call.transform)
+        record(report, f"module forward b={b} t={t}", "output", out, got)
+        if hidden is not None and [h.shape for h in hidden] == [s.shape for s in new]:
+            for name, e, g in zip(spec.output_names[1:], hidden, new):
+                record(report, f"module forward b={b} t={t}", name, e, g)
