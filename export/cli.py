@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
+import sys
 import warnings
 
 import click
@@ -16,7 +18,6 @@ from rnnkit.runtime.vocab import SPECIALS
 from .exporter import TOKENIZERS, ExportReport, export_module, export_onnx
 from .factory import is_factory_spec, load_factory, load_weights, read_tokens
 from .graph import DEFAULT_OPSET
-from .module import ForwardCall
 from .quantize import MODES
 
 __all__ = ["export", "export_module_cmd"]
@@ -96,8 +97,7 @@ def _summary(report: ExportReport, atol: float) -> None:
                f"{report.spec.cell} × {report.spec.layers}) in {report.seconds:.1f}s")
     if report.module:
         call = report.module["call"]
-        forward = ForwardCall(call["inputs"], call["seq_first"], call["state"], call["layout"], call["output"],
-                              call["batch"]).describe()
+        forward = report.module["forward"]
         click.echo(f"found: {printable(report.module['parts'])}")
         fixed = f" (batch {call['batch']} only)" if call["batch"] else ""
         click.echo(f"call: {printable(forward)}{fixed}")
@@ -169,18 +169,19 @@ def export_module_cmd(factory: str, vocab: str, labels: str | None, weights: str
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RnnkitWarning)
         try:
-            try:
-                module = load_factory(factory)
-            except ModuleError as e:
-                if not is_factory_spec(factory):  # not a factory at all: a bad argument
-                    raise click.BadParameter(str(e), param_hint="'FACTORY'") from e
-                raise
-            if weights is not None:
-                load_weights(module, weights)
-            report = export_module(module, out, task=task, vocab=read_tokens(vocab, "vocabulary"),
-                                   labels=read_tokens(labels, "labels") if labels is not None else None,
-                                   tokenizer=tokenizer, specials=specials, opset=opset, atol=atol, overwrite=force,
-                                   source=factory)
+            with contextlib.redirect_stdout(sys.stderr):  # what the user's module prints is not rnnkit's output
+                try:
+                    module = load_factory(factory)
+                except ModuleError as e:
+                    if not is_factory_spec(factory):  # not a factory at all: a bad argument
+                        raise click.BadParameter(str(e), param_hint="'FACTORY'") from e
+                    raise
+                if weights is not None:
+                    load_weights(module, weights)
+                report = export_module(module, out, task=task, vocab=read_tokens(vocab, "vocabulary"),
+                                       labels=read_tokens(labels, "labels") if labels is not None else None,
+                                       tokenizer=tokenizer, specials=specials, opset=opset, atol=atol,
+                                       overwrite=force, source=factory)
         finally:  # one line each, not Python's file:line and source line
             for w in caught:
                 click.echo(f"Warning: {printable(w.message)}", err=True)

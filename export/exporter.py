@@ -26,13 +26,14 @@ from rnnkit.train.batches import tokenize_examples
 from rnnkit.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
 from .graph import DEFAULT_OPSET, spec_from_checkpoint, stamp_metadata, trace_to_onnx
-from .module import build_model, detect_call, module_parity, output_columns, source_ids
+from .module import build_model, detect_call, framing_of, module_parity, output_columns, source_ids
 from .parity import ParityReport, check_parity, raise_on_mismatches
 from .parts import find_parts
 from .quantgate import compare_with_fp32, invariance, step_ratio, texts_for_checks
 from .quantize import MODES, onnx_metric, quantize_model
 
-__all__ = ["TOKENIZERS", "ExportReport", "export_module", "export_onnx"]
+__all__ = ["TOKENIZERS", "ExportReport", "export_module", "export_onnx", "label_names", "sample_ids",
+           "tokenizer_named"]
 
 log = logging.getLogger(__name__)
 _DRAWS = 3  # parity runs (seeds) that measure a quantized file's error against torch
@@ -210,15 +211,15 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    if atol <= 0:
-        raise ConfigError("atol must be > 0")
+    if not atol > 0:  # NaN too
+        raise ConfigError(f"atol must be > 0, got {atol}")
     started = time.perf_counter()
     out = Path(out)
-    tok = _tokenizer(tokenizer)
+    tok = tokenizer_named(tokenizer)
     parts = find_parts(module)
     rows = parts.embedding.num_embeddings if parts.embedding is not None else parts.inputs
     ids = source_ids(vocab, rows=rows, specials=specials)
-    names = _labels(labels, task)
+    names = label_names(labels, task)
     model = build_model(parts, ids, task, len(names))
     _warn_unreachable(tok, ids.vocab.tokens[4:], tokenizer if isinstance(tokenizer, str) else tok.kind)
     modes = [(m, m.training) for m in module.modules()]  # each its own: a user may keep a part in eval mode
@@ -229,13 +230,14 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
     try:
         call = detect_call(module, parts, ids, model, task, atol=atol)
         info = {"class": f"{type(module).__module__}.{type(module).__qualname__}", "factory": source,
-                "parts": parts.describe(), "call": call.to_dict(), **ids.to_dict()}
+                "parts": parts.describe(), "call": call.to_dict(), "forward": call.describe(),
+                **ids.to_dict()}
         bmes = task == "tag" and set(names) == {"B", "M", "E", "S"} and tok.kind == "char"
         spec = ModelSpec(
             task=task, cell=parts.cell, layers=parts.rnn.num_layers, hidden=parts.rnn.hidden_size,
             embed=parts.inputs, tokenizer=tok.to_config(), vocab=ids.vocab, labels=tuple(names),
             tag_scheme=("bmes" if bmes else "tags") if task == "tag" else "none", activation=parts.activation,
-            bos=task != "lm" or "bos" in ids.specials, eos=task != "lm" or "eos" in ids.specials,
+            **dict(zip(("bos", "eos"), framing_of(ids, parts.outputs) if task == "lm" else (True, True))),
             provenance={"rnnkit": rnnkit_version(), "torch": str(torch.__version__),
                         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "module": info},
         )
@@ -246,7 +248,8 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
             trace_to_onnx(model, path, opset=opset)
             stamp_metadata(path, spec)
             parity = check_parity(model, path, atol=atol, columns=columns, raise_on_mismatch=False)
-            module_parity(module, parts, ids, call, load_model(path, providers="cpu", threads=1), task, parity)
+            module_parity(module, parts, ids, call, load_model(path, providers="cpu", threads=1), task, parity,
+                          model=model)
             raise_on_mismatches(parity)
             shutil.copyfile(path, final)
     finally:
@@ -260,7 +263,8 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
     return ExportReport(out, spec, size, time.perf_counter() - started, parity, None, info)
 
 
-def _tokenizer(tokenizer: str | Tokenizer) -> Tokenizer:
+def tokenizer_named(tokenizer: str | Tokenizer) -> Tokenizer:
+    """The tokenizer of a :data:`TOKENIZERS` name (text taken as given), or ``tokenizer`` itself."""
     if isinstance(tokenizer, Tokenizer):
         return tokenizer
     if tokenizer not in TOKENIZERS:
@@ -269,7 +273,8 @@ def _tokenizer(tokenizer: str | Tokenizer) -> Tokenizer:
     return TOKENIZERS[tokenizer]()
 
 
-def _labels(labels: Sequence[str] | Mapping[str, int] | None, task: str) -> list[str]:
+def label_names(labels: Sequence[str] | Mapping[str, int] | None, task: str) -> list[str]:
+    """The labels in output order, from a list or a dict label → output; checked for ``task``."""
     if task == "lm":
         if labels:
             raise ConfigError("an lm predicts tokens and takes no labels")

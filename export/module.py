@@ -10,6 +10,7 @@ laid out, by calling it; ``module_parity`` then compares that forward with the O
 
 from __future__ import annotations
 
+import copy
 import inspect
 import warnings
 from collections.abc import Mapping, Sequence
@@ -24,10 +25,11 @@ from rnnkit.runtime.errors import ModuleError
 from rnnkit.runtime.vocab import MAX_TOKEN_CHARS, SPECIALS, Vocabulary
 from rnnkit.train.model import ModelConfig, RNNModel
 
-from .parity import ParityReport, differences, record
-from .parts import ModuleParts
+from .parity import ParityReport, differences, float64_runner, lazy, random_state, record, torch_outputs
+from .parts import ModuleParts, find_parts
 
-__all__ = ["NEVER", "ForwardCall", "SourceIds", "build_model", "detect_call", "module_parity", "source_ids"]
+__all__ = ["NEVER", "ForwardCall", "SourceIds", "build_model", "detect_call", "framing_of", "module_parity",
+           "output_columns", "source_ids"]
 
 NEVER = -1e4  # the logit of a token the module cannot predict: large, negative, finite
 # (batch, seq) shapes the module's forward is compared at; a forward that fixes the batch size is
@@ -239,8 +241,8 @@ def run_forward(module: nn.Module, parts: ModuleParts, call: ForwardCall, module
         h = result[1]
         h = list(h) if isinstance(h, (tuple, list)) else [h]
         if all(isinstance(t, torch.Tensor) for t in h):
-            hidden = [t.detach().float().cpu().numpy() for t in h]
-    return out.detach().float().cpu().numpy(), hidden
+            hidden = [t.detach().double().cpu().numpy() for t in h]
+    return out.detach().double().cpu().numpy(), hidden  # float64: exact for a float32 module, kept for a float64 one
 
 
 def to_module_space(logits: np.ndarray, columns: np.ndarray | None, layout: str, transform: str) -> np.ndarray:
@@ -262,6 +264,13 @@ def to_module_space(logits: np.ndarray, columns: np.ndarray | None, layout: str,
     if layout == "seq·batch, out":
         return x.transpose(1, 0, 2).reshape(t * b, o)
     return x[:, -1]
+
+
+def framing_of(ids: SourceIds, outputs: int) -> tuple[bool, bool]:
+    """An lm's (bos, eos): whether it reads a ``<bos>`` token, and whether it can predict ``<eos>``
+    (a vocabulary's ``<eos>`` past the head's outputs is never predicted)."""
+    eos = ids.specials.get("eos")
+    return "bos" in ids.specials, eos is not None and eos < outputs
 
 
 def output_columns(ids: SourceIds, task: str, outputs: int) -> np.ndarray | None:
@@ -298,7 +307,7 @@ def detect_call(module: nn.Module, parts: ModuleParts, ids: SourceIds, model: RN
             for seq_first in orders:
                 for with_state in states:
                     start = state if with_state else [np.zeros_like(s) for s in state]
-                    expected = _model_logits(model, ids.to_rnnkit(module_ids), start)
+                    expected = torch_outputs(model, ids.to_rnnkit(module_ids), start)[0]
                     probe = ForwardCall(kind, seq_first, with_state, LAYOUTS[0], TRANSFORMS[0], batch)
                     try:
                         out, _ = run_forward(module, parts, probe, module_ids, start)
@@ -330,13 +339,6 @@ def detect_call(module: nn.Module, parts: ModuleParts, ids: SourceIds, model: RN
                       "cannot map")
 
 
-def _model_logits(model: RNNModel, tokens: np.ndarray, state: Sequence[np.ndarray]) -> np.ndarray:
-    t_state = [torch.from_numpy(s) for s in state]
-    with torch.no_grad():
-        logits, _ = model(torch.from_numpy(tokens), tuple(t_state) if len(t_state) == 2 else t_state[0])
-    return logits.numpy()
-
-
 def _positional(module: nn.Module) -> int:
     """How many positional arguments ``module.forward`` takes (2 when it takes any number)."""
     try:
@@ -365,25 +367,59 @@ def _batches(module: nn.Module) -> list[int | None]:
 
 
 def module_parity(module: nn.Module, parts: ModuleParts, ids: SourceIds, call: ForwardCall, onnx_model: Any,
-                  task: str, report: ParityReport, *, seed: int = 0) -> None:
-    """Add to ``report`` the module's own forward against the ONNX file, at every shape the forward accepts."""
+                  task: str, report: ParityReport, *, model: RNNModel, seed: int = 0) -> None:
+    """Add to ``report`` the module's own forward against the ONNX file, at every shape the forward accepts.
+
+    A comparison beyond the tolerance is judged against the float64 answer (see
+    :func:`check_parity`): the module's own, run in float64; or, for a forward that cannot run in
+    float64 (it builds float32 tensors itself), that of ``model`` — rnnkit's copy of the parts —
+    but only where the module's float32 outputs equal the copy's within the tolerance, so a
+    module that computes something a little different is never judged by its parts.
+    """
     rng = np.random.default_rng(seed)
     columns = output_columns(ids, task, parts.outputs)
     shapes = [(call.batch, t) for t in (1, 9, 64, 300)] if call.batch else FORWARD_SHAPES
     spec = onnx_model.metadata
+    exact_module = lazy(lambda: _float64_copy(module))
+    exact_parts = float64_runner(model)
     for b, t in shapes:
         module_ids = rng.choice(ids.module_ids(), (b, t))
-        state = [rng.uniform(-0.9, 0.9, spec.state_shape(b)).astype(np.float32) for _ in range(spec.n_state)] \
-            if call.state else spec.zero_state(b)
+        state = random_state(rng, spec, b) if call.state else spec.zero_state(b)
         try:
             out, hidden = run_forward(module, parts, call, module_ids, state)
         except Exception as e:  # the user's forward refuses this shape (it fixes a length, say)
             report.skipped.append(f"module forward b={b} t={t}: the forward refused it ({type(e).__name__}: "
                                   f"{' '.join(str(e).split())[:100]})")
             continue
-        logits, new = onnx_model.run(ids.to_rnnkit(module_ids), state)
+        tokens = ids.to_rnnkit(module_ids)
+        logits, new = onnx_model.run(tokens, state)
         got = to_module_space(logits, columns, call.layout, call.transform)
-        record(report, f"module forward b={b} t={t}", "output", out, got)
+        mine = [out, *(hidden or [])]
+
+        def exact(i: int, module_ids=module_ids, state=state, tokens=tokens, mine=mine) -> np.ndarray | None:
+            twin = exact_module()
+            try:
+                if twin is not None:
+                    out64, hidden64 = run_forward(twin[0], twin[1], call, module_ids, state)
+                    return out64 if i == 0 else hidden64[i - 1]
+            except Exception:  # the forward builds float32 tensors itself: it cannot run in float64
+                pass
+            copy32, copy64 = torch_outputs(model, tokens, state), exact_parts(tokens, state)
+            if i == 0:
+                copy32, copy64 = (to_module_space(x[0], columns, call.layout, call.transform) for x in (copy32, copy64))
+            else:
+                copy32, copy64 = copy32[i], copy64[i]
+            return copy64 if differences(copy32, mine[i])[1] <= report.atol else None
+        record(report, f"module forward b={b} t={t}", "output", out, got, exact=lambda exact=exact: exact(0))
         if hidden is not None and [h.shape for h in hidden] == [s.shape for s in new]:
-            for name, e, g in zip(spec.output_names[1:], hidden, new):
-                record(report, f"module forward b={b} t={t}", name, e, g)
+            for i, (name, e, g) in enumerate(zip(spec.output_names[1:], hidden, new), start=1):
+                record(report, f"module forward b={b} t={t}", name, e, g, exact=lambda i=i, exact=exact: exact(i))
+
+
+def _float64_copy(module: nn.Module) -> tuple[nn.Module, ModuleParts] | None:
+    """A float64 copy of the user's module and its parts, or None when it cannot be copied."""
+    try:
+        twin = copy.deepcopy(module).double().eval()
+    except Exception:  # the user's module may hold what deepcopy cannot copy (a lock, a file)
+        return None
+    return twin, find_parts(twin)

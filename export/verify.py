@@ -10,6 +10,7 @@ A quantized file is held to the tolerance its export measured and stored.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +23,14 @@ from rnnkit.runtime import load_model
 from rnnkit.runtime.contract import ModelSpec
 from rnnkit.runtime.datafiles import read_text
 from rnnkit.runtime.errors import ConfigError, ModuleError, ParityError
-from rnnkit.runtime.tokenizers import tokenizer_from_config
+from rnnkit.runtime.tokenizers import Tokenizer, tokenizer_from_config
 from rnnkit.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
-from .exporter import sample_ids
+from .exporter import label_names, sample_ids, tokenizer_named
+from .factory import is_factory_spec, load_factory, load_weights
 from .graph import spec_from_checkpoint
-from .module import SourceIds, build_model, detect_call, module_parity, output_columns, source_ids
-from .parity import ParityReport, check_parity, record
+from .module import SourceIds, build_model, detect_call, framing_of, module_parity, output_columns, source_ids
+from .parity import ParityReport, check_parity, record, torch_outputs
 from .parts import find_parts
 
 __all__ = ["VerifyReport", "assert_parity", "verify"]
@@ -60,10 +62,11 @@ class VerifyReport:
                       for m in self.parity.mismatches]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "source": self.source, "model": self.model, "kind": self.kind,
-                "quantization": self.quantization, "atol": self.parity.atol, "checks": self.checks,
-                "comparisons": self.parity.cases, "skipped": self.parity.skipped, "agreement": self.agreement,
-                "data": self.data}
+        """The report as JSON-able values (a difference that is not finite is ``None``: JSON has no inf)."""
+        return _finite({"ok": self.ok, "source": self.source, "model": self.model, "kind": self.kind,
+                        "quantization": self.quantization, "atol": self.parity.atol, "checks": self.checks,
+                        "comparisons": self.parity.cases, "skipped": self.parity.skipped,
+                        "agreement": self.agreement, "data": self.data})
 
     def table(self) -> list[str]:
         """The report as lines: one per check and comparison (output, shape, max |Δ|, tolerance, ✓/✗)."""
@@ -90,17 +93,19 @@ class VerifyReport:
 
 def verify(source: str | os.PathLike, model: str | os.PathLike, *, data: str | os.PathLike | None = None,
            atol: float | None = None, weights: str | os.PathLike | None = None, vocab: Any = None,
-           labels: Any = None, seed: int = 0) -> VerifyReport:
+           labels: Any = None, task: str | None = None, tokenizer: str | Tokenizer | None = None,
+           seed: int = 0) -> VerifyReport:
     """Compare the ONNX file ``model`` with its torch ``source`` (see the module); never raises on a
     disagreement — the report says it (``report.ok``). Bad input (a missing or unreadable file, a
     factory that fails) raises its typed error.
 
-    ``atol`` defaults to 1e-5, or for a quantized file to the tolerance its export stored;
-    ``weights``, ``vocab`` and ``labels`` apply to a ``package.module:factory`` source (without
-    ``vocab`` the module's ids are read from the file).
+    ``atol`` defaults to 1e-5, or for a quantized file to the tolerance its export stored.
+    ``weights``, ``vocab``, ``labels``, ``task`` and ``tokenizer`` (a name of
+    :data:`~rnnkit.export.exporter.TOKENIZERS` or a runtime tokenizer) apply to a
+    ``package.module:factory`` source, which holds none of them: each given is compared with the
+    file (without ``vocab`` the module's ids are read from the file; without ``tokenizer`` the
+    file's cuts ``data``).
     """
-    from .factory import is_factory_spec, load_factory, load_weights
-
     if atol is not None and not atol > 0:
         raise ConfigError(f"atol must be > 0, got {atol}")
     path = Path(model)
@@ -111,37 +116,45 @@ def verify(source: str | os.PathLike, model: str | os.PathLike, *, data: str | o
     tol = atol if atol is not None else (float(stored) if quant != "none" and stored else 1e-5)
     report = VerifyReport(str(source), str(path), "", quant, ParityReport(tol))
     text_source = str(source)
+    module = None
     if is_factory_spec(text_source):
         report.kind = "module"
         module = load_factory(text_source)
         if weights is not None:
             load_weights(module, weights)
-        torch_model, ids, tokenizer = _module_source(module, spec, report, vocab, labels)
-        sample = []
+        module.eval()  # a factory's fresh module is in training mode: dropout would move every answer
+        found = _module_source(module, spec, report, vocab=vocab, labels=labels, task=task, tokenizer=tokenizer)
+        torch_model, ids, parts, text_tokenizer = found
+        sample: list[list[int]] = []
     else:
-        if weights is not None or vocab is not None or labels is not None:
-            raise ConfigError("--weights, --vocab and --labels are for a package.module:factory source; a "
-                              "checkpoint holds its own")
+        if any(v is not None for v in (weights, vocab, labels, task, tokenizer)):
+            raise ConfigError("--weights, --vocab, --labels, --task and --tokenizer are for a package.module:factory "
+                              "source; a checkpoint holds its own")
         report.kind = "checkpoint"
         ckpt = load_checkpoint(resolve_checkpoint(source))
         with torch.random.fork_rng(devices=[]):
-            torch_model, tokenizer, ckpt_vocab = model_from_checkpoint(ckpt)
+            torch_model, text_tokenizer, ckpt_vocab = model_from_checkpoint(ckpt)
         _compare_specs(spec_from_checkpoint(ckpt), spec, report)
-        module = ids = None
-        sample = sample_ids(ckpt, tokenizer, ckpt_vocab)
+        ids = parts = None
+        sample = sample_ids(ckpt, text_tokenizer, ckpt_vocab)
     if not all(c["ok"] for c in report.checks if c.get("structural")):
         report.parity.skipped.append("numbers: not compared, the file's model is not the source's (see above)")
         return report
-    columns = output_columns(ids, spec.task, len(ids.module_ids())) if ids is not None and spec.task == "lm" else None
-    if columns is not None:
+    columns = None
+    if parts is not None and spec.task == "lm":
+        columns = output_columns(ids, spec.task, parts.outputs)
         columns = columns[columns >= 0]
-    texts = _data_ids(data, tokenizer, onnx_model, report) if data is not None else []
+    texts = _data_ids(data, text_tokenizer, onnx_model, report) if data is not None else []
     check_parity(torch_model, path, atol=tol, real_ids=texts[:8] or sample, seed=seed, raise_on_mismatch=False,
                  columns=columns, report=report.parity)
     if module is not None:
-        parts = find_parts(module)
-        call = detect_call(module, parts, ids, torch_model, spec.task, atol=max(tol, 1e-5))
-        module_parity(module, parts, ids, call, onnx_model, spec.task, report.parity, seed=seed)
+        try:
+            call = detect_call(module, parts, ids, torch_model, spec.task, atol=max(tol, 1e-5))
+        except ModuleError as e:  # the forward no longer computes its parts: a disagreement, not bad input
+            _check(report, "module forward", False, str(e))
+        else:
+            module_parity(module, parts, ids, call, onnx_model, spec.task, report.parity, model=torch_model,
+                          seed=seed)
     _agreement(torch_model, onnx_model, texts, columns, report, seed)
     return report
 
@@ -158,6 +171,16 @@ def assert_parity(source: str | os.PathLike, model: str | os.PathLike, **kwargs:
         raise ParityError(f"{report.model} does not give {report.source}'s answers: {failures[0]}"
                           + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""), report.parity.mismatches)
     return report
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _check(report: VerifyReport, name: str, ok: bool, detail: str, *, structural: bool = False) -> None:
@@ -202,36 +225,60 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def _module_source(module, spec: ModelSpec, report: VerifyReport, vocab: Any, labels: Any):
+def _module_source(module, spec: ModelSpec, report: VerifyReport, *, vocab: Any, labels: Any, task: str | None,
+                   tokenizer: str | Tokenizer | None):
+    """rnnkit's copy of the module, its ids, its parts and the tokenizer that cuts ``--data``; the
+    comparisons of what the module and the options say with what the file says, in ``report``."""
     parts = find_parts(module)
     info = spec.provenance.get("module") if isinstance(spec.provenance.get("module"), dict) else {}
     rows = parts.embedding.num_embeddings if parts.embedding is not None else parts.inputs
     if vocab is not None:
         ids = source_ids(vocab, rows=rows, specials=_special_tokens(vocab, info))
         _compare_vocab(ids.vocab.tokens, spec.vocab.tokens, report)
-        if ids.vocab.tokens == spec.vocab.tokens and list(ids.source) != list(info.get("source_ids", ids.source)):
+        recorded = info.get("source_ids")
+        if ids.vocab.tokens == spec.vocab.tokens and isinstance(recorded, list) and list(ids.source) != recorded:
             _check(report, "module ids", False, "the vocabulary's ids differ from those the file was exported with")
     else:
-        ids = _recorded_ids(info, spec, rows)
-    names = list(spec.labels)
+        ids = _recorded_ids(info, spec)
+        reach = max(ids.source)
+        fits = f"the file's ids 0..{reach} fit the module's {rows}"
+        _check(report, "module ids", reach < rows, fits if reach < rows else
+               f"the file was exported with ids up to {reach}, and the module reads 0..{rows - 1}", structural=True)
+    if task is not None:
+        _check(report, "task", task == spec.task, "same" if task == spec.task else
+               f"--task {task}, the file {spec.task}", structural=True)
     if labels is not None:
-        given = [n for n, _ in sorted(labels.items(), key=lambda p: p[1])] if isinstance(labels, dict) else list(labels)
-        _check(report, "labels", given == names, "same" if given == names else
-               f"the source has {_short(given)}, the file {_short(names)}", structural=True)
+        given = label_names(labels, spec.task)
+        _check(report, "labels", given == list(spec.labels), "same" if given == list(spec.labels) else
+               f"the source has {_short(given)}, the file {_short(list(spec.labels))}", structural=True)
     for name, a, b in (("cell", parts.cell, spec.cell), ("layers", parts.rnn.num_layers, spec.layers),
                        ("hidden", parts.rnn.hidden_size, spec.hidden), ("embed", parts.inputs, spec.embed)):
         _check(report, name, a == b, "same" if a == b else f"the module has {a}, the file {b}", structural=True)
     _check(report, "activation", parts.activation == spec.activation,
            "same" if parts.activation == spec.activation else
            f"the module has {parts.activation}, the file {spec.activation}")
+    if spec.task == "lm":
+        framing = framing_of(ids, parts.outputs)
+        _check(report, "framing", framing == (spec.bos, spec.eos), "same" if framing == (spec.bos, spec.eos) else
+               f"the module's vocabulary gives (bos, eos) = {framing}, the file {(spec.bos, spec.eos)}")
+    text_tokenizer = tokenizer_from_config(spec.tokenizer)
+    if tokenizer is not None:
+        theirs, given = spec.tokenizer, tokenizer_named(tokenizer).to_config()
+        differ = sorted(k for k in {*given, *theirs} if given.get(k) != theirs.get(k) and k != "jieba_version")
+        _check(report, "tokenizer", not differ, "same" if not differ else "; ".join(
+            f"{k}: source {given.get(k)!r}, file {theirs.get(k)!r}" for k in differ))
+        text_tokenizer = tokenizer_named(tokenizer)
+    else:
+        report.parity.skipped.append("tokenizer: not compared (a module holds none; --tokenizer names the one its "
+                                     "code cut text with)")
     if not all(c["ok"] for c in report.checks if c.get("structural")):
-        return None, ids, tokenizer_from_config(spec.tokenizer)
+        return None, ids, parts, text_tokenizer
     try:
-        model = build_model(parts, ids, spec.task, len(names))
+        model = build_model(parts, ids, spec.task, len(spec.labels))
     except ModuleError as e:
         _check(report, "outputs", False, str(e), structural=True)
         model = None
-    return model, ids, tokenizer_from_config(spec.tokenizer)
+    return model, ids, parts, text_tokenizer
 
 
 def _special_tokens(vocab: Any, info: dict) -> dict[str, str]:
@@ -242,12 +289,12 @@ def _special_tokens(vocab: Any, info: dict) -> dict[str, str]:
     return {name: by_id[i] for name, i in recorded.items() if isinstance(i, int) and i in by_id}
 
 
-def _recorded_ids(info: dict, spec: ModelSpec, rows: int) -> SourceIds:
+def _recorded_ids(info: dict, spec: ModelSpec) -> SourceIds:
     """The module ids the file was exported with (``provenance.module``), checked: the file is untrusted."""
     source = info.get("source_ids")
     specials = info.get("specials") if isinstance(info.get("specials"), dict) else {}
     ok = (isinstance(source, list) and len(source) == len(spec.vocab)
-          and all(isinstance(u, int) and not isinstance(u, bool) and -1 <= u < rows for u in source))
+          and all(isinstance(u, int) and not isinstance(u, bool) and -1 <= u < (1 << 31) for u in source))
     used = [u for u in source if u >= 0] if ok else []
     if not ok or len(set(used)) != len(used) or not used:
         raise ModuleError("the file records no usable mapping of the module's ids (provenance.module.source_ids): "
@@ -286,10 +333,7 @@ def _agreement(torch_model, onnx_model, texts: list[list[int]], columns, report:
     worst = 0.0
     for tokens in rows:
         state = spec.zero_state(tokens.shape[0])
-        with torch.no_grad():
-            t_state = [torch.from_numpy(s) for s in state]
-            expected, _ = torch_model(torch.from_numpy(tokens), tuple(t_state) if len(t_state) == 2 else t_state[0])
-        expected = expected.numpy()
+        expected = torch_outputs(torch_model, tokens, state)[0]
         got, _ = onnx_model.run(tokens, state)
         if columns is not None:
             expected, got = expected[..., columns], got[..., columns]

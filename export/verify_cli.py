@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import warnings
 
 import click
 
+from rnnkit.runtime.contract import TASKS
 from rnnkit.runtime.errors import RnnkitError, RnnkitWarning
 from rnnkit.runtime.text import printable, printable_json
 
+from .exporter import TOKENIZERS
 from .verify import verify
 
 __all__ = ["verify_cmd"]
@@ -34,9 +38,14 @@ class BadInput(click.ClickException):
               help="A package.module:factory source: its vocabulary file (default: the ids recorded in MODEL).")
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
               help="A package.module:factory source: its labels file, compared with MODEL's.")
+@click.option("--task", type=click.Choice(TASKS), default=None,
+              help="A package.module:factory source: the task it was exported for, compared with MODEL's.")
+@click.option("--tokenizer", type=click.Choice(list(TOKENIZERS)), default=None,
+              help="A package.module:factory source: how its own code cut text, compared with MODEL's and used "
+                   "for --data (default: MODEL's, not compared).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_cmd(source: str, model: str, data: str | None, atol: float | None, weights: str | None,
-               vocab: str | None, labels: str | None, as_json: bool) -> None:
+               vocab: str | None, labels: str | None, task: str | None, tokenizer: str | None, as_json: bool) -> None:
     """Check that MODEL.onnx gives the answers of SOURCE: a checkpoint, a training folder, or a torch
     module's package.module:factory (the current folder is on the import path).
 
@@ -54,8 +63,9 @@ def verify_cmd(source: str, model: str, data: str | None, atol: float | None, we
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RnnkitWarning)
         try:
-            report = verify(source, model, data=data, atol=atol, weights=weights,
-                            vocab=_read(vocab, "vocabulary"), labels=_read(labels, "labels"))
+            with contextlib.redirect_stdout(sys.stderr):  # what a user's module prints is not the report
+                report = verify(source, model, data=data, atol=atol, weights=weights, task=task, tokenizer=tokenizer,
+                                vocab=_read(vocab, "vocabulary"), labels=_read(labels, "labels"))
         except RnnkitError as e:
             raise BadInput(printable(e)) from e
         finally:

@@ -3,7 +3,8 @@
 Each seed-style class (tests/seed_models.py) gets random weights, is exported, and is loaded by
 the torch-free runtime; its answers on real text, encoded with the user's own vocabulary, are
 then compared with the module called in torch by hand: classify scores, lm stream logits, tags.
-After them, the file's metadata, the module left as it was, and every shape that is refused.
+After them, the file's metadata and the module left as it was (what is refused:
+test_export_module_refusals.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import nn  # noqa: E402
 from rnnkit.export import export_module, rnn_from_cell  # noqa: E402
 from rnnkit.export.module import NEVER  # noqa: E402
 from rnnkit.runtime import load_model  # noqa: E402
-from rnnkit.runtime.errors import ConfigError, InputError, ModuleError, ParityError, WriteError  # noqa: E402
+from rnnkit.runtime.errors import InputError, ModuleError, ParityError, WriteError  # noqa: E402
 
 # the seeds' nn.LogSoftmax() without dim, called by the tests themselves
 pytestmark = pytest.mark.filterwarnings("ignore:Implicit dimension choice:UserWarning")
@@ -288,7 +289,7 @@ def _train(net, inputs, labels, steps=100):
 def test_the_one_hot_hello_model_tags_hello_as_ohlol(tmp_path):
     """PyTorch深度学习实践's nn.RNN(4, 4): one-hot (seq, batch, 4) in, its hidden state is the output,
     a hard-coded batch size of 1."""
-    torch.manual_seed(3)  # about 1 seed in 3 trains weights whose 300-step parity misses atol 1e-5
+    torch.manual_seed(3)  # some seeds train weights whose 300 random steps onnxruntime rounds past atol 1e-5
     inputs = torch.eye(4)[seeds.x_data].view(seeds.seq_len, seeds.batch_size, 4)
     net = _train(seeds.Model(4, 4, seeds.batch_size), inputs, torch.LongTensor(seeds.y_data))
     report, model = export(net, tmp_path, task="tag", vocab=seeds.idx2char, labels=seeds.idx2char)
@@ -451,65 +452,3 @@ def test_an_existing_file_is_kept_unless_overwrite(tmp_path):
     assert (tmp_path / "m.onnx").read_bytes() == b"mine"
     export_module(module, tmp_path / "m.onnx", task="tag", vocab=CHARS, labels=BMES, overwrite=True)
     assert load_model(tmp_path / "m.onnx").task == "tag"
-
-
-# -- what is refused, and that nothing is written then ------------------------------------------------
-
-def _digits(n):
-    return [str(i) for i in range(n)]
-
-
-def _clf(make, **options):
-    """``make``'s module as a two-label classifier over the tokens 0–9 (``options`` replace those)."""
-    return make, {"task": "classify", "vocab": _digits(10), "labels": ["no", "yes"], **options}
-
-
-def _gru():
-    return seeds.Classifier("GRU", 10, 8, 2)
-
-
-REFUSED = {
-    # name: (the module's factory, export_module options, the error's class, a piece of its message)
-    "bidirectional": (*_clf(seeds.Bidirectional), ModuleError, "is bidirectional"),
-    "two RNNs": (*_clf(seeds.TwoRNNs), ModuleError, r"found 2 recurrent layers \('encoder' \(GRU\), 'decoder'"),
-    "attention": (*_clf(seeds.Attention), ModuleError, "found MultiheadAttention 'attn'"),
-    "hand-written cat(x, h)": (lambda: seeds.RNN(10, 8, 8), {"task": "tag", "vocab": _digits(10), "labels": _digits(8)},
-                               ModuleError, r"'i2h' \(Linear 16→8\) reads cat\(x, h\)"),
-    "no RNN": (*_clf(seeds.NoRNN), ModuleError, r"found no nn\.RNN, nn\.GRU or nn\.LSTM in NoRNN"),
-    "Linear, ReLU, Linear": (*_clf(seeds.MLPHead), ModuleError, "found 2 nn.Linear layers"),
-    "LayerNorm": (*_clf(seeds.Normed), ModuleError, r"found 'norm' \(LayerNorm\)"),
-    "learned initial state": (*_clf(seeds.LearnedStart), ModuleError, "parameter 'h0' belongs to no layer"),
-    "proj_size": (*_clf(seeds.Projected), ModuleError, "proj_size=4"),
-    "embedding ≠ rnn input": (*_clf(seeds.WideEmbedding), ModuleError, "gives vectors of 6 but 'rnn' reads 8"),
-    "head ≠ hidden": (*_clf(seeds.WideHead), ModuleError, "'fc' reads 12 values but 'rnn' gives 8"),
-    "F.relu in forward": (*_clf(seeds.ReluBetween), ModuleError, "does not give what its parts compute"),
-    "forward returns a dict": (*_clf(seeds.ReturnsDict), ModuleError, "returned dict, not a tensor"),
-    "3 labels for 2 outputs": (*_clf(_gru, labels=["a", "b", "c"]), ModuleError,
-                               "gives 2 outputs a step but 3 labels were given"),
-    "lm output without a token": (lambda: seeds.CharLM(10, 4, 8), {"task": "lm", "vocab": _digits(9)},
-                                  ModuleError, "names no token for output 9"),
-    "a token twice": (*_clf(_gru, vocab=["a", "b", "a"]), ModuleError, r"lists 'a' twice \(ids 0 and 2\)"),
-    "ids past the embedding": (*_clf(_gru, vocab={"a": 0, "b": 12}), ModuleError,
-                               r"has id 12, but the module reads ids 0\.\.9"),
-    "unknown tokenizer": (*_clf(_gru, tokenizer="bpe"), ConfigError, "unknown tokenizer 'bpe'"),
-    "unknown task": (*_clf(_gru, task="translate"), ConfigError, "unknown task 'translate'"),
-    "not a module": (*_clf(lambda: _gru().state_dict()), ModuleError, "expected a torch.nn.Module, got OrderedDict"),
-    "special not in vocab": (*_clf(_gru, specials={"unk": "[UNK]"}), ModuleError,
-                             r"the special unk is '\[UNK\]', which is not in the vocabulary"),
-    "labels for an lm": (lambda: seeds.CharLM(10, 4, 8), {"task": "lm", "vocab": _digits(10), "labels": ["a", "b"]},
-                         ConfigError, "an lm predicts tokens and takes no labels"),
-    **{f"{cell} loop": (lambda cell=cell: seeds.CellLoop(cell, 10, 4),
-                        {"task": "tag", "vocab": _digits(10), "labels": list("abcd")},
-                        ModuleError, rf"'cell' \({cell}\).*with its own Python loop.*rnn_from_cell")
-       for cell in ("RNNCell", "GRUCell", "LSTMCell")},
-}
-
-
-@pytest.mark.parametrize("name", REFUSED)
-def test_a_shape_rnnkit_cannot_map_is_refused_and_nothing_is_written(name, tmp_path):
-    make, options, error, message = REFUSED[name]
-    with pytest.raises(error, match=message) as info:
-        export_module(make(), tmp_path / "out" / "m.onnx", **options)
-    assert type(info.value) is error
-    assert "\n" not in str(info.value) and len(str(info.value)) < 600
-    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

@@ -89,9 +89,12 @@ def test_one_changed_weight_fails_with_exit_1(tmp_path):
 
 def test_a_weight_moved_by_less_than_the_tolerance_passes_and_a_tighter_atol_catches_it(tmp_path):
     path = tiny_onnx(tmp_path, task="classify")
-    nudged = tamper(path, tmp_path / "nudged.onnx", by=1e-7)
+    nudged = tamper(path, tmp_path / "nudged.onnx", by=3e-5)  # moves the outputs by about 4e-6
     assert verify(tmp_path, nudged).ok
-    assert not verify(tmp_path, tamper(path, tmp_path / "moved.onnx", by=1e-3), atol=1e-6).ok
+    tight = verify(tmp_path, nudged, atol=1e-6)
+    assert not tight.ok and tight.parity.atol == 1e-6
+    assert verify(tmp_path, path, atol=1e-6).ok  # the untouched file is well within it
+    assert CliRunner().invoke(cli, ["verify", str(tmp_path), str(nudged), "--atol", "1e-6"]).exit_code == 1
 
 
 def test_a_tokenizer_mismatch_is_caught_in_the_metadata_and_on_the_texts(tmp_path):
@@ -183,7 +186,6 @@ def user_package(tmp_path, monkeypatch):
 
 
 def test_a_module_source_agrees_and_a_tampered_copy_does_not(user_package):
-    pytest.importorskip("rnnkit.export.factory")
     from rnnkit.export import export_module
     from rnnkit.export.factory import load_factory
 
@@ -203,3 +205,42 @@ def test_a_module_source_agrees_and_a_tampered_copy_does_not(user_package):
     (user_package / "other.txt").write_text("\n".join(["b", "a", *vocab[2:]]) + "\n", encoding="utf-8")
     swapped = CliRunner().invoke(cli, ["verify", "usermodels:make", str(path), "--vocab", "other.txt"])
     assert swapped.exit_code == 1 and "vocabulary" in swapped.output
+
+
+
+class Wide(torch.nn.Module):
+    """5,000 tokens: random texts touch a few hundred rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(5000, 8)
+        self.rnn = torch.nn.GRU(8, 8, batch_first=True)
+        self.fc = torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        out, _ = self.rnn(self.embedding(x))
+        return self.fc(out[:, -1])
+
+
+def wide() -> Wide:
+    torch.manual_seed(0)
+    return Wide()
+
+
+def test_every_embedding_row_is_compared_however_large_the_vocabulary(tmp_path):
+    from rnnkit.export import export_module
+
+    path = tmp_path / "wide.onnx"
+    export_module(wide(), path, task="classify", vocab=[chr(0x4E00 + i) for i in range(5000)], labels=["a", "b"])
+    model = onnx.load(str(path))
+    embedding = next(i for i in model.graph.initializer if list(i.dims) == [5004, 8])
+    rows = numpy_helper.to_array(embedding).copy()
+    rows[4 + 4321, 3] += 0.05  # the row of module id 4321, a token no random text is likely to hold
+    embedding.CopyFrom(numpy_helper.from_array(rows, embedding.name))
+    onnx.save(model, str(tmp_path / "row.onnx"))
+    assert verify("test_verify:wide", path).ok
+    report = verify("test_verify:wide", tmp_path / "row.onnx")
+    assert not report.ok
+    assert {m["case"] for m in report.parity.mismatches} >= {"every token"}
+    every = [c for c in report.parity.cases if c["case"] == "every token"]
+    assert {c["output"] for c in every} == {"logits", "hn"} and every[0]["shape"][0] == 5004
