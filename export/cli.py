@@ -25,16 +25,18 @@ __all__ = ["export", "export_module_cmd"]
 _MODULE_DEFAULTS = inspect.signature(export_module).parameters  # the library's defaults are the CLI's
 
 
+_QUANTIZE_HELP = ("Write a quantized model: int8 (about a quarter of the size; answers independent of the batch "
+                  "and of chunking), int4 (about a fifth; larger loss), int8-dynamic (onnxruntime's per-call "
+                  "scales: fastest LSTM, answers depend on the batch).")
+
+
 @click.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the .onnx file.")
 @click.option("--opset", type=click.IntRange(14), default=DEFAULT_OPSET, show_default=True, help="ONNX opset.")
 @click.option("--atol", type=click.FloatRange(0, min_open=True), default=1e-5, show_default=True,
               help="Parity gate: largest |torch − onnxruntime| / max(1, largest |value|) allowed per output.")
-@click.option("--quantize", type=click.Choice(list(MODES)), default=None,
-              help="Write a quantized model: int8 (about a quarter of the size; answers independent of the "
-                   "batch and of chunking), int4 (about a fifth; larger loss), int8-dynamic (onnxruntime's "
-                   "per-call scales: fastest LSTM, answers depend on the batch).")
+@click.option("--quantize", type=click.Choice(list(MODES)), default=None, help=_QUANTIZE_HELP)
 @click.option("--max-drop", type=click.FloatRange(0), default=0.01, show_default=True,
               help="--quantize: refuse when the validation metric drops by more than this (relative).")
 @click.option("--skip-parity", is_flag=True, help="Do not compare with torch (warns).")
@@ -68,6 +70,24 @@ def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | N
         click.echo(printable_json(report.to_dict(), indent=2))
         return
     _summary(report, atol)
+
+
+def _summary(report: ExportReport, atol: float) -> None:
+    click.echo(f"wrote {printable(report.path)} ({report.size_bytes / 1024:.1f} KiB, {report.spec.task}, "
+               f"{report.spec.cell} × {report.spec.layers}) in {report.seconds:.1f}s")
+    if report.module:
+        call = report.module["call"]
+        forward = report.module["forward"]
+        click.echo(f"found: {printable(report.module['parts'])}")
+        fixed = f" (batch {call['batch']} only)" if call["batch"] else ""
+        click.echo(f"call: {printable(forward)}{fixed}")
+        if report.module["specials"]:
+            named = ", ".join(f"{name} = id {i}" for name, i in report.module["specials"].items())
+            click.echo(f"specials: {named}")
+    if report.parity:
+        p = report.parity
+        click.echo(f"parity: {len(p.cases)} comparisons, max |Δ| {p.max_abs_diff:.2e} "
+                   f"({p.max_scaled_diff:.2e} relative to max(1, max |x|) ≤ {atol:g})")
     q = report.quantization
     if q:
         mode = q["mode"]
@@ -90,24 +110,6 @@ def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | N
             m = q["metric"]
             click.echo(f"{mode}: validation {m['name']} {m['fp32']:.4f} → {m['quantized']:.4f} "
                        f"({100 * m['relative_drop']:+.2f}% drop)")
-
-
-def _summary(report: ExportReport, atol: float) -> None:
-    click.echo(f"wrote {printable(report.path)} ({report.size_bytes / 1024:.1f} KiB, {report.spec.task}, "
-               f"{report.spec.cell} × {report.spec.layers}) in {report.seconds:.1f}s")
-    if report.module:
-        call = report.module["call"]
-        forward = report.module["forward"]
-        click.echo(f"found: {printable(report.module['parts'])}")
-        fixed = f" (batch {call['batch']} only)" if call["batch"] else ""
-        click.echo(f"call: {printable(forward)}{fixed}")
-        if report.module["specials"]:
-            named = ", ".join(f"{name} = id {i}" for name, i in report.module["specials"].items())
-            click.echo(f"specials: {named}")
-    if report.parity:
-        p = report.parity
-        click.echo(f"parity: {len(p.cases)} comparisons, max |Δ| {p.max_abs_diff:.2e} "
-                   f"({p.max_scaled_diff:.2e} relative to max(1, max |x|) ≤ {atol:g})")
 
 
 def _specials(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -145,12 +147,14 @@ def _specials(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
 @click.option("--atol", type=click.FloatRange(0, min_open=True), default=_MODULE_DEFAULTS["atol"].default,
               show_default=True,
               help="Parity gate: largest |module − onnxruntime| / max(1, largest |value|) allowed per output.")
+@click.option("--quantize", type=click.Choice(list(MODES)), default=None,
+              help=_QUANTIZE_HELP + " A module brings no validation data: the agreement with fp32 is reported.")
 @click.option("--force", is_flag=True, help="Replace an existing file at --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the export report as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every parity comparison.")
 def export_module_cmd(factory: str, vocab: str, labels: str | None, weights: str | None, task: str, out: str,
-                      tokenizer: str, specials: dict[str, str], opset: int, atol: float, force: bool, as_json: bool,
-                      verbose: bool) -> None:
+                      tokenizer: str, specials: dict[str, str], opset: int, atol: float, quantize: str | None,
+                      force: bool, as_json: bool, verbose: bool) -> None:
     """Export your own torch module, named FACTORY (package.module:factory), to one ONNX file.
 
     FACTORY is imported with the current folder on the import path: `mymodels:make` calls
@@ -181,7 +185,7 @@ def export_module_cmd(factory: str, vocab: str, labels: str | None, weights: str
                 report = export_module(module, out, task=task, vocab=read_tokens(vocab, "vocabulary"),
                                        labels=read_tokens(labels, "labels") if labels is not None else None,
                                        tokenizer=tokenizer, specials=specials, opset=opset, atol=atol,
-                                       overwrite=force, source=factory)
+                                       quantize=quantize, overwrite=force, source=factory)
         finally:  # one line each, not Python's file:line and source line
             for w in caught:
                 click.echo(f"Warning: {printable(w.message)}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import math
@@ -9,7 +10,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,34 +100,55 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT
             parity = check_parity(model, fp32, atol=atol, real_ids=real)
         quant = None
         if quantize is not None:
-            if quantize == "int8-dynamic":
-                warnings.warn("int8-dynamic quantizes activations with one scale per call: a text's answers "
-                              "depend on the other texts of its batch and on how it is cut into calls; "
-                              "--quantize int8 does not", RnnkitWarning, stacklevel=2)
-            small = Path(work) / f"model.{quantize}.onnx"
-            quant = _quantize(quantize, fp32, small, ckpt, model, tokenizer, vocab, max_drop, real)
-            # the full report, then the ratio again: that of the file as written, metadata included
-            stamp_metadata(small, spec_from_checkpoint(ckpt, quantization=quant))
-            quant["size_ratio"] = round(small.stat().st_size / fp32.stat().st_size, 4)
-            spec = spec_from_checkpoint(ckpt, quantization=quant)
-            stamp_metadata(small, spec)
-            if quant["size_ratio"] >= 1:
-                warnings.warn(f"{quantize} did not make the file smaller (×{quant['size_ratio']:.2f}): the layers "
-                              "are too small for smaller weights to outweigh the scales and nodes quantization "
-                              "adds; the fp32 model is the better file", RnnkitWarning, stacklevel=2)
-            fp32 = small
+            source = _Source(ckpt["task"], lambda q: spec_from_checkpoint(ckpt, quantization=q),
+                             lambda path: onnx_metric(path, ckpt, tokenizer, vocab), len(ckpt.get("valid_sample", [])),
+                             "the checkpoint has no validation sample")
+            fp32, quant, spec = _write_quantized(quantize, fp32, source, model, real, max_drop)
         shutil.copyfile(fp32, final)
     size = out.stat().st_size
     log.info("wrote %s (%.1f KiB) in %.1fs", out, size / 1024, time.perf_counter() - started)
     return ExportReport(out, spec, size, time.perf_counter() - started, parity, quant)
 
 
-def _quantize(mode: str, fp32: Path, small: Path, ckpt, model, tokenizer, vocab, max_drop: float,
+@dataclass(frozen=True)
+class _Source:
+    """What quantizing needs of where the model came from: a checkpoint, or a user's module."""
+
+    task: str
+    spec_for: Callable[[dict[str, Any]], ModelSpec]  # the file's metadata with this quantization
+    metric: Callable[[Path], tuple[str, float, bool] | None] | None  # (name, value, higher is better) of a file
+    examples: int  # how many the metric reads
+    no_metric: str  # why there is no metric, when there is none
+    columns: Any = None  # the logit columns compared with torch (an lm module's own)
+
+
+def _write_quantized(mode: str, fp32: Path, source: _Source, model, real: list[list[int]],
+                     max_drop: float) -> tuple[Path, dict[str, Any], ModelSpec]:
+    """The ``mode`` file beside ``fp32``, checked and stamped: its path, its report, its metadata."""
+    if mode == "int8-dynamic":
+        warnings.warn("int8-dynamic quantizes activations with one scale per call: a text's answers "
+                      "depend on the other texts of its batch and on how it is cut into calls; "
+                      "--quantize int8 does not", RnnkitWarning, stacklevel=3)
+    small = fp32.with_name(f"model.{mode}.onnx")
+    quant = _quantize(mode, fp32, small, source, model, max_drop, real)
+    # the full report, then the ratio again: that of the file as written, metadata included
+    stamp_metadata(small, source.spec_for(quant))
+    quant["size_ratio"] = round(small.stat().st_size / fp32.stat().st_size, 4)
+    spec = source.spec_for(quant)
+    stamp_metadata(small, spec)
+    if quant["size_ratio"] >= 1:
+        warnings.warn(f"{mode} did not make the file smaller (×{quant['size_ratio']:.2f}): the layers "
+                      "are too small for smaller weights to outweigh the scales and nodes quantization "
+                      "adds; the fp32 model is the better file", RnnkitWarning, stacklevel=3)
+    return small, quant, spec
+
+
+def _quantize(mode: str, fp32: Path, small: Path, source: _Source, model, max_drop: float,
               real: list[list[int]]) -> dict[str, Any]:
     info = quantize_model(fp32, small, mode)
     info["size_ratio"] = round(small.stat().st_size / fp32.stat().st_size, 4)
-    stamp_metadata(small, spec_from_checkpoint(ckpt, quantization=info))  # a loader checks the mode's operators
-    texts = texts_for_checks(real, len(vocab))
+    stamp_metadata(small, source.spec_for(info))  # a loader checks the mode's operators
+    texts = texts_for_checks(real, len(source.spec_for(info).vocab))
     info["invariance"] = invariance(small, texts)
     if info["batch_invariant"] and not info["invariance"]["ok"]:
         inv = info["invariance"]
@@ -136,24 +158,22 @@ def _quantize(mode: str, fp32: Path, small: Path, ckpt, model, tokenizer, vocab,
             "--quantize int8-dynamic accepts answers that depend on the batch")
     # The error against torch moves with the input: the largest difference over a few draws,
     # and a tolerance with headroom for other inputs.
-    seen = max(check_parity(model, small, atol=float("inf"), real_ids=real, seed=seed,
-                            raise_on_mismatch=False).max_abs_diff for seed in range(_DRAWS))
+    seen = max(check_parity(model, small, atol=float("inf"), real_ids=real, seed=seed, raise_on_mismatch=False,
+                            columns=source.columns).max_abs_diff for seed in range(_DRAWS))
     info["max_abs_diff"] = seen
     info["atol"] = _round_up(_HEADROOM * seen)
-    info["vs_fp32"] = compare_with_fp32(fp32, small, texts, ckpt["task"])
+    info["vs_fp32"] = compare_with_fp32(fp32, small, texts, source.task)
     info["step_ratio"] = round(step_ratio(fp32, small), 4)
-    before = onnx_metric(fp32, ckpt, tokenizer, vocab)
-    after = onnx_metric(small, ckpt, tokenizer, vocab)
+    before = source.metric(fp32) if source.metric else None
+    after = source.metric(small) if source.metric else None
     if before is None or after is None:
-        warnings.warn(f"the checkpoint has no validation sample, so the {mode} metric change is unknown",
-                      RnnkitWarning, stacklevel=3)
+        warnings.warn(f"{source.no_metric}, so the {mode} metric change is unknown", RnnkitWarning, stacklevel=4)
         return info
     name, b, higher = before
     a = after[1]
     # relative to the fp32 value; absolute where that is 0 (e.g. an accuracy of 0)
     drop = ((b - a) if higher else (a - b)) / (abs(b) or 1.0)
-    info["metric"] = {"name": name, "fp32": b, "quantized": a, "relative_drop": drop,
-                      "examples": len(ckpt.get("valid_sample", []))}
+    info["metric"] = {"name": name, "fp32": b, "quantized": a, "relative_drop": drop, "examples": source.examples}
     log.info("%s %s: fp32 %.4f → %.4f (relative drop %.2f%%)", mode, name, b, a, 100 * drop)
     if drop > max_drop:
         advice = ("int4 gives up more than int8 for its smaller file, more than a small model can often spare: "
@@ -194,7 +214,7 @@ TOKENIZERS = {
 def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Sequence[str] | Mapping[str, int],
                   labels: Sequence[str] | Mapping[str, int] | None = None, tokenizer: str | Tokenizer = "char",
                   specials: Mapping[str, str] | None = None, opset: int = DEFAULT_OPSET, atol: float = 1e-5,
-                  overwrite: bool = False, source: str | None = None) -> ExportReport:
+                  quantize: str | None = None, overwrite: bool = False, source: str | None = None) -> ExportReport:
     """Export a torch module written like the tutorials' (Embedding or one-hot → RNN/GRU/LSTM → Linear
     → (Log)Softmax) to one rnnkit file, proven to give the module's own outputs.
 
@@ -205,7 +225,9 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
     are −1e4. ``tokenizer``: ``"char"``, ``"jieba"``, ``"whitespace"`` (text taken as given) or
     a runtime :class:`Tokenizer`. The file is written only when the parity gate passed: rnnkit's
     copy of the parts against the file (random states, streaming), and the module's own forward,
-    called as it expects, against the file at every shape it accepts.
+    called as it expects, against the file at every shape it accepts. ``quantize`` writes a
+    quantized file as :func:`export_onnx` does, with the same checks but no validation metric
+    (a module brings no validation data; the agreement with the fp32 file is measured instead).
 
     >>> export_module(model, "names.onnx", task="classify", vocab=chars, labels=countries)  # doctest: +SKIP
     """
@@ -213,6 +235,8 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
         raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if not atol > 0:  # NaN too
         raise ConfigError(f"atol must be > 0, got {atol}")
+    if quantize is not None and quantize not in MODES:
+        raise ConfigError(f"unknown quantization {quantize!r}; choose one of {', '.join(MODES)}")
     started = time.perf_counter()
     out = Path(out)
     tok = tokenizer_named(tokenizer)
@@ -251,6 +275,11 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
             module_parity(module, parts, ids, call, load_model(path, providers="cpu", threads=1), task, parity,
                           model=model)
             raise_on_mismatches(parity)
+            quant = None
+            if quantize is not None:
+                quantizing = _Source(task, lambda q: dataclasses.replace(spec, quantization=q), None, 0,
+                                     "a module brings no validation data", columns=columns)
+                path, quant, spec = _write_quantized(quantize, path, quantizing, model, [], max_drop=math.inf)
             shutil.copyfile(path, final)
     finally:
         for m, training in modes:
@@ -260,7 +289,7 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
                 parts.embedding.weight.copy_(renormed)
     size = out.stat().st_size
     log.info("wrote %s (%.1f KiB) from %s in %.1fs", out, size / 1024, parts.describe(), time.perf_counter() - started)
-    return ExportReport(out, spec, size, time.perf_counter() - started, parity, None, info)
+    return ExportReport(out, spec, size, time.perf_counter() - started, parity, quant, info)
 
 
 def tokenizer_named(tokenizer: str | Tokenizer) -> Tokenizer:
