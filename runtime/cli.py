@@ -133,7 +133,9 @@ def cli() -> None:
     """rnnkit — small recurrent text models for the edge.
 
     Train an Embedding → RNN/GRU/LSTM → Linear model (rnnkit train), export it to one ONNX
-    file (rnnkit export), and run that file anywhere with numpy and onnxruntime.
+    file (rnnkit export) — or export your own torch module (rnnkit export-module) — and run
+    that file anywhere with numpy and onnxruntime; rnnkit verify checks it still gives torch's
+    answers.
     """
 
 
