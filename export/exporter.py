@@ -27,7 +27,16 @@ from rnnkit.train.batches import tokenize_examples
 from rnnkit.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
 from .graph import DEFAULT_OPSET, spec_from_checkpoint, stamp_metadata, trace_to_onnx
-from .module import build_model, detect_call, framing_of, module_parity, output_columns, source_ids
+from .module import (
+    attributes_of,
+    build_model,
+    detect_call,
+    framing_of,
+    module_parity,
+    output_columns,
+    restore_attributes,
+    source_ids,
+)
 from .parity import ParityReport, check_parity, raise_on_mismatches
 from .parts import find_parts
 from .quantgate import compare_with_fp32, invariance, step_ratio, texts_for_checks
@@ -247,6 +256,7 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
     model = build_model(parts, ids, task, len(names))
     _warn_unreachable(tok, ids.vocab.tokens[4:], tokenizer if isinstance(tokenizer, str) else tok.kind)
     modes = [(m, m.training) for m in module.modules()]  # each its own: a user may keep a part in eval mode
+    attributes = attributes_of(module)  # a forward may keep a copy of what it computed (self.last = out)
     # nn.Embedding(max_norm=) renormalises its rows in place when the forward runs: put them back after
     renormed = parts.embedding.weight.detach().clone() \
         if parts.embedding is not None and parts.embedding.max_norm is not None else None
@@ -284,6 +294,7 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
     finally:
         for m, training in modes:
             m.training = training
+        restore_attributes(module, attributes)
         if renormed is not None:
             with torch.no_grad():
                 parts.embedding.weight.copy_(renormed)

@@ -28,8 +28,8 @@ from rnnkit.train.model import ModelConfig, RNNModel
 from .parity import ParityReport, differences, float64_runner, lazy, random_state, record, torch_outputs
 from .parts import ModuleParts, find_parts
 
-__all__ = ["NEVER", "ForwardCall", "SourceIds", "build_model", "detect_call", "framing_of", "module_parity",
-           "output_columns", "source_ids"]
+__all__ = ["NEVER", "ForwardCall", "SourceIds", "attributes_of", "build_model", "detect_call", "framing_of",
+           "module_parity", "output_columns", "restore_attributes", "source_ids"]
 
 NEVER = -1e4  # the logit of a token the module cannot predict: large, negative, finite
 # (batch, seq) shapes the module's forward is compared at; a forward that fixes the batch size is
@@ -309,6 +309,7 @@ def detect_call(module: nn.Module, parts: ModuleParts, ids: SourceIds, model: RN
                     start = state if with_state else [np.zeros_like(s) for s in state]
                     expected = torch_outputs(model, ids.to_rnnkit(module_ids), start)[0]
                     probe = ForwardCall(kind, seq_first, with_state, LAYOUTS[0], TRANSFORMS[0], batch)
+                    before = attributes_of(module)
                     try:
                         out, _ = run_forward(module, parts, probe, module_ids, start)
                     except ModuleError:
@@ -316,7 +317,9 @@ def detect_call(module: nn.Module, parts: ModuleParts, ids: SourceIds, model: RN
                     except Exception as e:  # the user's code: any error means "not called this way"
                         tried.append(f"{probe.describe().split(' →')[0]}: {type(e).__name__}: "
                                      f"{' '.join(str(e).split())[:120]}")
+                        restore_attributes(module, before)
                         continue
+                    _refuse_carried_state(module, parts, probe, module_ids, start, out, before)
                     for layout in LAYOUTS:
                         for transform in TRANSFORMS:
                             want = to_module_space(expected, columns, layout, transform)
@@ -337,6 +340,57 @@ def detect_call(module: nn.Module, parts: ModuleParts, ids: SourceIds, model: RN
     raise ModuleError(f"the module's forward does not give what its parts compute ({parts.describe()}): {best[1]}; "
                       "something else happens between them (an activation, a residual, attention…), which rnnkit "
                       "cannot map")
+
+
+def attributes_of(module: nn.Module) -> dict[tuple[str, str], Any]:
+    """Every plain attribute of the module and its children (not parameters or buffers), by (path, name)."""
+    return {(path, key): value for path, m in module.named_modules() for key, value in vars(m).items()
+            if not key.startswith("_") and key != "training"}
+
+
+def restore_attributes(module: nn.Module, before: dict[tuple[str, str], Any]) -> list[str]:
+    """Put back the attributes a forward set to tensors (a carried ``self.hidden``); their names."""
+    changed = []
+    for path, m in module.named_modules():
+        for key, value in list(vars(m).items()):
+            if key.startswith("_") or key == "training":  # torch's own (an RNN's _flat_weights)
+                continue
+            old = before.get((path, key), _MISSING)
+            held = value if isinstance(value, (tuple, list)) else (value,)
+            if value is not old and any(isinstance(v, torch.Tensor) for v in held):
+                changed.append(f"{path}.{key}" if path else key)
+                if old is _MISSING:
+                    delattr(m, key)
+                else:
+                    setattr(m, key, old)
+    return changed
+
+
+def _refuse_carried_state(module: nn.Module, parts: ModuleParts, call: ForwardCall, module_ids: np.ndarray,
+                          state: Sequence[np.ndarray], out: np.ndarray, before: dict[tuple[str, str], Any]) -> None:
+    """:class:`ModuleError` when the forward carries state from one call to the next in an attribute.
+
+    A forward that sets a tensor attribute is called again on the same input: if the answer moves,
+    the attribute is read back (``self.hidden`` carried), and a text's answer would depend on the
+    texts before it. One that only keeps a copy (attention weights for a plot) is fine. Either
+    way the attributes are put back as they were.
+    """
+    if not attributes_of(module).keys() - before.keys() and all(
+            v is before.get(k) for k, v in attributes_of(module).items()):
+        return
+    try:
+        again, _ = run_forward(module, parts, call, module_ids, state)
+        moved = again.shape != out.shape or not np.array_equal(again, out)
+    except Exception:  # the second call fails: the first left something behind
+        moved = True
+    changed = restore_attributes(module, before)
+    if moved and changed:
+        raise ModuleError(f"the forward keeps state between calls in self.{changed[0]} (the same input gave "
+                          "another answer the second time), so a text's answer would depend on the texts before "
+                          "it; take the hidden state as forward's second argument and return it, as nn.RNN does")
+
+
+_MISSING = object()
 
 
 def _positional(module: nn.Module) -> int:
@@ -382,6 +436,7 @@ def module_parity(module: nn.Module, parts: ModuleParts, ids: SourceIds, call: F
     spec = onnx_model.metadata
     exact_module = lazy(lambda: _float64_copy(module))
     exact_parts = float64_runner(model)
+    compared = len(report.cases)
     for b, t in shapes:
         module_ids = rng.choice(ids.module_ids(), (b, t))
         state = random_state(rng, spec, b) if call.state else spec.zero_state(b)
@@ -414,6 +469,11 @@ def module_parity(module: nn.Module, parts: ModuleParts, ids: SourceIds, call: F
         if hidden is not None and [h.shape for h in hidden] == [s.shape for s in new]:
             for i, (name, e, g) in enumerate(zip(spec.output_names[1:], hidden, new), start=1):
                 record(report, f"module forward b={b} t={t}", name, e, g, exact=lambda i=i, exact=exact: exact(i))
+    if len(report.cases) == compared:  # the forward ran when its convention was found, then never again
+        first = report.skipped[-1].split(": ", 1)[-1] if report.skipped else "?"
+        report.cases.append({"case": "module forward", "output": f"output (no shape ran: {first})", "shape": [],
+                             "max_abs_diff": float("inf"),
+                             "max_scaled_diff": float("inf"), "tolerance": report.atol, "ok": False})
 
 
 def _float64_copy(module: nn.Module) -> tuple[nn.Module, ModuleParts] | None:

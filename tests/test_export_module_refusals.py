@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 import seed_models as seeds  # noqa: E402
 
 from rnnkit.export import export_module  # noqa: E402
-from rnnkit.runtime.errors import ConfigError, ModuleError  # noqa: E402
+from rnnkit.runtime.errors import ConfigError, ModuleError, ParityError  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Implicit dimension choice:UserWarning")
 
@@ -72,3 +72,60 @@ def test_a_shape_rnnkit_cannot_map_is_refused_and_nothing_is_written(name, tmp_p
     assert type(info.value) is error
     assert "\n" not in str(info.value) and len(str(info.value)) < 600
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+class CarriesState(torch.nn.Module):
+    """Keeps its hidden state in self.hidden from one call to the next, as some tutorials' generators do."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(10, 4)
+        self.rnn = torch.nn.GRU(4, 8, batch_first=True)
+        self.fc = torch.nn.Linear(8, 2)
+        self.hidden = None
+
+    def forward(self, x):
+        carried = self.hidden if self.hidden is not None and self.hidden.shape[1] == x.shape[0] else None
+        out, self.hidden = self.rnn(self.embedding(x), carried)
+        return self.fc(out[:, -1])
+
+
+class KeepsACopy(CarriesState):
+    """Keeps what it computed (for a plot, say) but never reads it back: fine."""
+
+    def forward(self, x):
+        out, self.hidden = self.rnn(self.embedding(x))
+        self.last = out
+        return self.fc(out[:, -1])
+
+
+class RunsOnce(CarriesState):
+    """Answers the first call only: found, then refusing every shape the gate compares at."""
+
+    def forward(self, x):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls > 1:
+            raise RuntimeError("once")
+        out, _ = self.rnn(self.embedding(x))
+        return self.fc(out[:, -1])
+
+
+def test_a_forward_that_carries_state_in_an_attribute_is_refused_and_left_as_it_was(tmp_path):
+    module = CarriesState()
+    with pytest.raises(ModuleError, match=r"keeps state between calls in self\.hidden"):
+        export_module(module, tmp_path / "m.onnx", task="classify", vocab=_digits(10), labels=["no", "yes"])
+    assert module.hidden is None and not (tmp_path / "m.onnx").exists()
+
+
+def test_a_forward_that_keeps_a_copy_exports_and_is_left_as_it_was(tmp_path):
+    module = KeepsACopy()
+    report = export_module(module, tmp_path / "m.onnx", task="classify", vocab=_digits(10), labels=["no", "yes"])
+    assert any(c["case"].startswith("module forward") for c in report.parity.cases)
+    assert module.hidden is None and not hasattr(module, "last")
+
+
+def test_a_forward_compared_at_no_shape_is_a_parity_failure(tmp_path):
+    with pytest.raises(ParityError) as info:
+        export_module(RunsOnce(), tmp_path / "m.onnx", task="classify", vocab=_digits(10), labels=["no", "yes"])
+    assert [m["case"] for m in info.value.mismatches] == ["module forward"]
+    assert not (tmp_path / "m.onnx").exists()
