@@ -7,6 +7,7 @@ import inspect
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
 
 import click
 
@@ -58,18 +59,30 @@ def export(checkpoint: str, out: str, opset: int, atol: float, quantize: str | N
       rnnkit export runs/sentiment --out sentiment.int8.onnx --quantize int8
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    with warnings_as_lines():
+        report = export_onnx(checkpoint, out, opset=opset, atol=atol, quantize=quantize, max_drop=max_drop,
+                             skip_parity=skip_parity, overwrite=force)
+    _report(report, atol, as_json)
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """rnnkit's warnings of the block, each printed as one ``Warning:`` line on stderr (not Python's
+    file:line and source line), also when the block raises."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RnnkitWarning)
         try:
-            report = export_onnx(checkpoint, out, opset=opset, atol=atol, quantize=quantize, max_drop=max_drop,
-                                 skip_parity=skip_parity, overwrite=force)
-        finally:  # one line each, not Python's file:line and source line
+            yield
+        finally:
             for w in caught:
                 click.echo(f"Warning: {printable(w.message)}", err=True)
+
+
+def _report(report: ExportReport, atol: float, as_json: bool) -> None:
     if as_json:
         click.echo(printable_json(report.to_dict(), indent=2))
-        return
-    _summary(report, atol)
+    else:
+        _summary(report, atol)
 
 
 def _summary(report: ExportReport, atol: float) -> None:
@@ -170,26 +183,18 @@ def export_module_cmd(factory: str, vocab: str, labels: str | None, weights: str
           --weights weights.pt --task classify --out names.onnx
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RnnkitWarning)
+    # what the user's module prints is not rnnkit's output
+    with warnings_as_lines(), contextlib.redirect_stdout(sys.stderr):
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # what the user's module prints is not rnnkit's output
-                try:
-                    module = load_factory(factory)
-                except ModuleError as e:
-                    if not is_factory_spec(factory):  # not a factory at all: a bad argument
-                        raise click.BadParameter(str(e), param_hint="'FACTORY'") from e
-                    raise
-                if weights is not None:
-                    load_weights(module, weights)
-                report = export_module(module, out, task=task, vocab=read_tokens(vocab, "vocabulary"),
-                                       labels=read_tokens(labels, "labels") if labels is not None else None,
-                                       tokenizer=tokenizer, specials=specials, opset=opset, atol=atol,
-                                       quantize=quantize, overwrite=force, source=factory)
-        finally:  # one line each, not Python's file:line and source line
-            for w in caught:
-                click.echo(f"Warning: {printable(w.message)}", err=True)
-    if as_json:
-        click.echo(printable_json(report.to_dict(), indent=2))
-        return
-    _summary(report, atol)
+            module = load_factory(factory)
+        except ModuleError as e:
+            if not is_factory_spec(factory):  # not a factory at all: a bad argument
+                raise click.BadParameter(str(e), param_hint="'FACTORY'") from e
+            raise
+        if weights is not None:
+            load_weights(module, weights)
+        report = export_module(module, out, task=task, vocab=read_tokens(vocab, "vocabulary"),
+                               labels=read_tokens(labels, "labels") if labels is not None else None,
+                               tokenizer=tokenizer, specials=specials, opset=opset, atol=atol,
+                               quantize=quantize, overwrite=force, source=factory)
+    _report(report, atol, as_json)

@@ -375,8 +375,8 @@ def _refuse_carried_state(module: nn.Module, parts: ModuleParts, call: ForwardCa
     texts before it. One that only keeps a copy (attention weights for a plot) is fine. Either
     way the attributes are put back as they were.
     """
-    if not attributes_of(module).keys() - before.keys() and all(
-            v is before.get(k) for k, v in attributes_of(module).items()):
+    now = attributes_of(module)
+    if now.keys() == before.keys() and all(v is before[k] for k, v in now.items()):
         return
     try:
         again, _ = run_forward(module, parts, call, module_ids, state)

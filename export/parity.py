@@ -26,8 +26,9 @@ DEFAULT_SHAPES = ((1, 1), (1, 2), (3, 17), (4, 64), (2, 300))  # (batch, seq)
 # float32 error of the float64 answer: rounding that a long, saturated sequence amplifies, which
 # no float32 kernel avoids and torch itself shows.
 FLOAT64_FACTOR = 2.0
-_EVERY_TOKEN_ROWS = 1024  # tokens a call in the every-token comparison
-_EVERY_TOKEN_LOGITS = 1 << 24  # vocabulary × outputs up to which its logits are compared too
+_EVERY_TOKEN_ROWS = 1024  # tokens a call in the every-token comparison, at most
+_EVERY_TOKEN_LOGITS = 1 << 24  # vocabulary × outputs up to which its logits are compared too, and the
+# logits one of its calls may hold (an lm of 50,000 tokens: 335 rows, 64 MiB, not 1,024 rows and 200 MiB)
 
 
 @dataclass
@@ -135,8 +136,9 @@ def _every_token(report: ParityReport, model: RNNModel, onnx_model: Any, rng: np
     vocab = len(spec.vocab)
     first = 0 if vocab * spec.n_out <= _EVERY_TOKEN_LOGITS else 1  # outputs compared: logits, then the state
     part = ParityReport(report.atol)
-    for start in range(0, vocab, _EVERY_TOKEN_ROWS):
-        tokens = np.arange(start, min(vocab, start + _EVERY_TOKEN_ROWS), dtype=np.int64)[:, None]  # (B, 1)
+    rows = max(16, min(_EVERY_TOKEN_ROWS, _EVERY_TOKEN_LOGITS // spec.n_out))
+    for start in range(0, vocab, rows):
+        tokens = np.arange(start, min(vocab, start + rows), dtype=np.int64)[:, None]  # (B, 1)
         state = random_state(rng, spec, len(tokens))
         expected = torch_outputs(model, tokens, state)
         logits, new = onnx_model.run(tokens, state)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import warnings
 
 import click
 
 from rnnkit.runtime.contract import TASKS
-from rnnkit.runtime.errors import RnnkitError, RnnkitWarning
+from rnnkit.runtime.errors import RnnkitError
 from rnnkit.runtime.text import printable, printable_json
 
+from .cli import warnings_as_lines
 from .exporter import TOKENIZERS
 from .verify import verify
 
@@ -60,17 +60,13 @@ def verify_cmd(source: str, model: str, data: str | None, atol: float | None, we
       rnnkit verify runs/intents intents.onnx --data tests/texts.txt
       rnnkit verify mymodels:make model.onnx --weights weights.pt
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RnnkitWarning)
+    # what a user's module prints is not the report
+    with warnings_as_lines(), contextlib.redirect_stdout(sys.stderr):
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # what a user's module prints is not the report
-                report = verify(source, model, data=data, atol=atol, weights=weights, task=task, tokenizer=tokenizer,
-                                vocab=_read(vocab, "vocabulary"), labels=_read(labels, "labels"))
+            report = verify(source, model, data=data, atol=atol, weights=weights, task=task, tokenizer=tokenizer,
+                            vocab=_read(vocab, "vocabulary"), labels=_read(labels, "labels"))
         except RnnkitError as e:
             raise BadInput(printable(e)) from e
-        finally:
-            for w in caught:
-                click.echo(f"Warning: {printable(w.message)}", err=True)
     if as_json:
         click.echo(printable_json(report.to_dict(), indent=2))
     else:
