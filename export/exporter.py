@@ -23,6 +23,7 @@ from rnnkit.runtime.contract import TASKS, ModelSpec, rnnkit_version
 from rnnkit.runtime.errors import CheckpointError, ConfigError, ModuleError, QuantizationError, RnnkitWarning
 from rnnkit.runtime.files import atomic_path
 from rnnkit.runtime.tokenizers import CharTokenizer, Tokenizer, WhitespaceTokenizer, WordTokenizer
+from rnnkit.runtime.unicode import UNICODE_VERSION
 from rnnkit.train.batches import tokenize_examples
 from rnnkit.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
@@ -271,6 +272,7 @@ def export_module(module: nn.Module, out: str | Path, *, task: str, vocab: Seque
             task=task, cell=parts.cell, layers=parts.rnn.num_layers, hidden=parts.rnn.hidden_size,
             embed=parts.inputs, tokenizer=tok.to_config(), vocab=ids.vocab, labels=tuple(names),
             tag_scheme=("bmes" if bmes else "tags") if task == "tag" else "none", activation=parts.activation,
+            unicode=UNICODE_VERSION,
             **dict(zip(("bos", "eos"), framing_of(ids, parts.outputs) if task == "lm" else (True, True))),
             provenance={"rnnkit": rnnkit_version(), "torch": str(torch.__version__),
                         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "module": info},

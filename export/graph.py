@@ -28,6 +28,7 @@ from rnnkit.runtime.contract import (
     rnnkit_version,
 )
 from rnnkit.runtime.errors import CheckpointError, ExportError, MetadataError
+from rnnkit.runtime.unicode import UNICODE_VERSION
 from rnnkit.train.model import RNNModel
 
 __all__ = ["DEFAULT_OPSET", "GraphModule", "max_opset", "spec_from_checkpoint", "stamp_metadata", "trace_to_onnx"]
@@ -137,6 +138,7 @@ def spec_from_checkpoint(ckpt: dict[str, Any], *, quantization: dict | None = No
         lookahead=(ckpt.get("train_config", {}).get("lookahead") or 0) if ckpt["task"] == "tag" else 0,
         quantization=quantization or {"mode": "none"},
         activation=mc.get("activation", "tanh"),
+        unicode=UNICODE_VERSION,
         provenance={
             "rnnkit": rnnkit_version(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -141,7 +141,7 @@ def inspect_cmd(model_path: str, providers: str, threads: int, as_json: bool) ->
     if s.labels:
         shown = ", ".join(s.labels[:20]) + (f" … ({len(s.labels)})" if len(s.labels) > 20 else "")
         echo(f"labels:        {shown}")
-    echo(f"tokenizer:     {_tokenizer_words(s.tokenizer)}")
+    echo(f"tokenizer:     {_tokenizer_words(s.tokenizer)}" + (f", Unicode {s.unicode}" if s.unicode else ""))
     for io in info["inputs"] + info["outputs"]:
         echo(f"{io['kind']:<7}        {io['name']:<7} {io['type']:<22} {io['shape']}")
     q = s.quantization
@@ -222,7 +222,7 @@ def describe(model: Model) -> dict[str, Any]:
         "embed": s.embed, "activation": s.activation if s.cell == "rnn" else None,
         "framing": {"bos": s.bos, "eos": s.eos} if s.task == "lm" else None, "n_out": model.n_out,
         "vocab_size": len(s.vocab), "vocab_sample": s.vocab.tokens[4:44],
-        "labels": list(s.labels), "tokenizer": s.tokenizer, "quantization": s.quantization,
+        "labels": list(s.labels), "tokenizer": s.tokenizer, "unicode": s.unicode, "quantization": s.quantization,
         "provenance": s.provenance, "metrics": s.metrics, "providers": model.providers,
         "inputs": [io("input", a) for a in model.inputs],
         "outputs": [io("output", a) for a in model.outputs],

@@ -90,6 +90,7 @@ class KEYS:
     # optional: absent means the default (docs/FORMAT.md)
     ACTIVATION = PREFIX + "activation"  # rnn cells: "tanh" (default) or "relu"
     FRAMING = PREFIX + "framing"  # lm: {"bos": bool, "eos": bool}, both true by default (format 3 otherwise)
+    UNICODE = PREFIX + "unicode"  # the Unicode version of the tables that normalised the text; absent: unknown
 
 
 _INT = {"type": "string", "pattern": r"^[1-9][0-9]{0,5}$"}
@@ -176,10 +177,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"bos": {"type": "boolean"}, "eos": {"type": "boolean"}},
         "additionalProperties": False,
     },
+    KEYS.UNICODE: {"type": "string", "pattern": r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$"},
 }
 _JSON_KEYS = {KEYS.TOKENIZER, KEYS.VOCAB, KEYS.SPECIALS, KEYS.LABELS, KEYS.QUANTIZATION,
               KEYS.PROVENANCE, KEYS.METRICS, KEYS.FRAMING}
-OPTIONAL = (KEYS.ACTIVATION, KEYS.FRAMING)
+OPTIONAL = (KEYS.ACTIVATION, KEYS.FRAMING, KEYS.UNICODE)
 REQUIRED = tuple(k for k in SCHEMAS if k not in OPTIONAL)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -191,7 +193,8 @@ class ModelSpec:
     ``tokenizer`` is the tokenizer's ``to_config()`` dict; ``labels`` is empty for ``lm``.
     ``bos``/``eos``: whether an lm learned rnnkit's ``<bos>`` and ``<eos>`` (a torch module
     exported with ``export_module`` may have neither): without ``<bos>`` streams start at zero
-    state with no logits, without ``<eos>`` the model never ends a text itself.
+    state with no logits, without ``<eos>`` the model never ends a text itself. ``unicode``: the
+    Unicode version of the writer's tables (``unicodedata.unidata_version``), None if unrecorded.
     """
 
     task: str
@@ -211,6 +214,7 @@ class ModelSpec:
     activation: str = "tanh"  # rnn cells: the recurrence's nonlinearity
     bos: bool = True
     eos: bool = True
+    unicode: str | None = None
 
     def __post_init__(self) -> None:
         if self.format is None:
@@ -276,6 +280,8 @@ class ModelSpec:
             props[KEYS.ACTIVATION] = self.activation
         if not (self.bos and self.eos):
             props[KEYS.FRAMING] = _dumps({"bos": self.bos, "eos": self.eos})
+        if self.unicode is not None:
+            props[KEYS.UNICODE] = self.unicode
         ModelSpec.from_metadata(props)
         return props
 
@@ -383,6 +389,7 @@ class ModelSpec:
             activation=activation,
             bos=framing["bos"],
             eos=framing["eos"],
+            unicode=values.get(KEYS.UNICODE),
         )
 
     def check_graph(self, *, n_out: int | None, layers: int | None, hidden: int | None,

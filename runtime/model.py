@@ -34,6 +34,7 @@ from .stream import FEED_CHARS, Stream
 from .tagging import TagResult, TagStream, join_tags
 from .text import byte_size
 from .tokenizers import Tokenizer, tokenizer_from_config
+from .unicode import warn_unicode_version
 
 __all__ = ["Model", "Prediction", "TagResult", "TensorInfo", "load_model"]
 
@@ -92,6 +93,7 @@ def load_model(path: str | Path, *, providers: Providers = "auto", threads: int 
     external = any(t.external is not None for t in graph.initializers)
     session, used = make_session(path, providers=providers, threads=threads, spin=spin, fallback=fallback,
                                  sess_options=sess_options, data=None if external else data)
+    warn_unicode_version(spec.unicode)
     return Model(session, path, used, spec=spec, budget=budget, identity=hashlib.sha256(data).hexdigest())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -12,18 +13,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import ConfigError, NonFiniteError
+from .rng import SplitMix64
 
 if TYPE_CHECKING:
     from .model import Model
 
-__all__ = ["MAX_SEED", "Sampler", "StopMatcher", "continuation"]
+__all__ = ["MAX_SEED", "Sampler", "SplitMix64", "StopMatcher", "continuation"]
 
 MAX_SEED = 2**32 - 1  # the seed range training shares (rnnkit.train.config.MAX_SEED)
 
 
 @dataclass(frozen=True)
 class Sampler:
-    """``temperature=0`` is greedy; ``top_k``/``top_p`` restrict the candidates; ``seed`` repeats runs.
+    """``temperature=0`` is greedy; ``top_k``/``top_p`` restrict the candidates; ``seed`` repeats runs
+    (the same text in every rnnkit runtime: SplitMix64 and the steps of docs/FORMAT.md, *Generation*).
 
     Any finite temperature ≥ 0 works, however small: the scaled logits are taken relative to
     their maximum, so they never overflow, and as the temperature goes to 0 sampling becomes
@@ -50,41 +53,44 @@ class Sampler:
         if self.seed is not None and not (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED):
             raise ConfigError(f"seed must be an integer in 0..{MAX_SEED}, got {str(self.seed)[:40]}")
 
-    def rng(self) -> np.random.Generator:
-        return np.random.default_rng(self.seed)
+    def rng(self) -> SplitMix64:
+        """The generator of one generation: SplitMix64 from ``seed``, or from the OS when it is None."""
+        return SplitMix64(secrets.randbits(64) if self.seed is None else self.seed)
 
-    def choose(self, logits: np.ndarray, rng: np.random.Generator, banned: Sequence[int] = ()) -> int:
-        """One token id from logits (n_out,), never one of ``banned``.
+    def choose(self, logits: np.ndarray, rng: SplitMix64, banned: Sequence[int] = ()) -> int:
+        """One token id from logits (n_out,), never one of ``banned``; one ``rng.uniform()`` unless greedy.
 
-        Logits that are not all finite (a broken model or state) raise NonFiniteError rather than
-        sample from NaN probabilities.
+        Every step is float64 and in a fixed order (docs/FORMAT.md, *Generation*), so another
+        runtime given the same logits and seed picks the same id. Logits that are not all finite
+        (a broken model or state) raise NonFiniteError rather than sample from NaN probabilities.
         """
-        z = logits.astype(np.float64, copy=True)
+        z = np.array(logits, dtype=np.float64)  # (n_out,)
         if not np.isfinite(z).all():
             raise NonFiniteError("the logits hold NaN or infinity, so there is nothing to sample from: the "
                                  "model's weights or the stream's state are broken; reset the stream or re-export "
                                  "the model")
         z[list(banned)] = -np.inf
         if self.temperature == 0:
-            return int(np.argmax(z))
+            return int(np.argmax(z))  # the first of the highest: a tie goes to the lowest id
         # Shift first, then divide: every value is ≤ 0, so a tiny temperature sends the others to
-        # -inf (probability 0) instead of the top ones to +inf (inf - inf = NaN).
+        # -inf (weight 0) instead of the top ones to +inf (inf - inf = NaN).
         with np.errstate(over="ignore"):
             z = (z - np.max(z)) / self.temperature
         if self.top_k is not None and self.top_k < z.size:
-            kth = np.partition(z, -int(self.top_k))[-int(self.top_k)]
+            kth = np.sort(z)[-int(self.top_k)]  # the k-th largest, duplicates counted: ties at it all stay
             z[z < kth] = -np.inf
-        p = np.exp(z)
-        p /= p.sum()  # ≥ 1: the top logit gives exp(0)
+        w = np.exp(z)  # the top token's weight is exp(0) = 1, so the total is ≥ 1
         if self.top_p is not None and self.top_p < 1:
-            order = np.argsort(-p, kind="stable")
-            cumulative = np.cumsum(p[order])
-            keep = order[: int(np.searchsorted(cumulative, self.top_p)) + 1]  # smallest set with mass ≥ top_p
-            mask = np.zeros_like(p, dtype=bool)
-            mask[keep] = True
-            p = np.where(mask, p, 0.0)
-            p /= p.sum()
-        return int(rng.choice(p.size, p=p))
+            order = np.argsort(-w, kind="stable")  # heaviest first, ties by lower id
+            running = np.cumsum(w[order])  # sequential sums, as every runtime adds them
+            size = int(np.searchsorted(running, self.top_p * running[-1], side="left")) + 1
+            kept = np.zeros(w.size, dtype=bool)
+            kept[order[:size]] = True  # the shortest prefix holding top_p of the weight
+            w = np.where(kept, w, 0.0)
+        running = np.cumsum(w)
+        target = rng.uniform() * running[-1]
+        token = int(np.searchsorted(running, target, side="right"))  # the first id whose sum passes target
+        return token if token < w.size else int(np.flatnonzero(w)[-1])
 
 
 def _is_number(x: object) -> bool:

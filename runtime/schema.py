@@ -8,6 +8,7 @@ implements the keywords those schemas use and nothing more; the runtime stays fr
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -22,6 +23,13 @@ _TYPES = {
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
 }
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` as JSON Schema reads it (ECMA-262): ``$`` is the end of the text, where Python's
+    ``$`` also matches before a final newline (``"2\\n"`` would pass ``^[0-9]$``)."""
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
 
 
 def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
@@ -39,7 +47,7 @@ def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[s
             errors.append(f"{path}: shorter than {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             errors.append(f"{path}: longer than {schema['maxLength']} characters")
-        if "pattern" in schema and not re.search(schema["pattern"], value):
+        if "pattern" in schema and not _pattern(schema["pattern"]).search(value):
             errors.append(f"{path}: {value[:40]!r} does not match {schema['pattern']}")
     if _TYPES["number"](value):
         if "minimum" in schema and value < schema["minimum"]:

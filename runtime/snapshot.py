@@ -1,11 +1,14 @@
 """The snapshot byte format shared by ``Stream`` and ``TagStream`` (docs/FORMAT.md, *Snapshots*).
 
     magic "RNNKSNAP" · u16 version · u32 header length      (little-endian)
-    header: UTF-8 JSON object
+    header: UTF-8 JSON object (compact, keys in a fixed order: the bytes are the same in every runtime)
     body: float32 little-endian — each state array (layers × 1 × hidden, C order), then the
           last logits (n_out) when the header's "logits" is not null
-    blake2b-128 digest of everything before it
-    version 3 only: HMAC-SHA256 of everything before it, under the caller's key
+    digest of everything before it: the first 16 bytes of SHA-256 (versions 1–3: blake2b-128)
+    signed versions only (5; 3): HMAC-SHA256 of everything before it, under the caller's key
+
+Versions 4 (unsigned) and 5 (signed) are written; 1, 2 and 3 (blake2b digests, which a
+browser cannot compute without a library) still restore.
 
 A snapshot is untrusted input: every field is checked before anything is restored, and one
 that does not fit the model is refused with a ``StateError``. A snapshot that leaves the
@@ -32,8 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "SIGNED", "VERSION", "Key", "check_key", "pack", "unpack"]
 
 MAGIC = b"RNNKSNAP"
-VERSION = 2  # 2 added "kind" (stream or tag); version 1 snapshots are streams and still restore
-SIGNED = 3  # a version 2 snapshot with "signed" in its header and an HMAC-SHA256 tag after its digest
+VERSION = 4  # 4: SHA-256 digest, compact header; 2: "kind" (stream or tag); 1: streams only
+SIGNED = 5  # a version 4 snapshot with "signed" in its header and an HMAC-SHA256 tag after its digest
+_READ = {1: False, 2: False, 3: True, VERSION: False, SIGNED: True}  # version → signed
 KINDS = {"stream": "model.stream(snapshot)", "tag": "model.tag_stream(snapshot)"}
 _HEADER = struct.Struct("<8sHI")  # magic, version, header length
 _DIGEST = 16
@@ -67,8 +71,10 @@ def _sign(key: bytes, data: bytes) -> bytes:
     return hmac.new(key, data, hashlib.sha256).digest()
 
 
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=_DIGEST).digest()
+def _digest(data: bytes, version: int) -> bytes:
+    if version < VERSION:
+        return hashlib.blake2b(data, digest_size=_DIGEST).digest()
+    return hashlib.sha256(data).digest()[:_DIGEST]
 
 
 def pack(model: Model, kind: str, state: Sequence[np.ndarray], logits: np.ndarray | None, *, pending: str,
@@ -83,11 +89,12 @@ def pack(model: Model, kind: str, state: Sequence[np.ndarray], logits: np.ndarra
         header[kind] = extra
     if key is not None:
         header["signed"] = _SIGNATURE
-    raw = json.dumps(header, ensure_ascii=False).encode("utf-8")
+    raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     arrays = [*state, *([] if logits is None else [logits])]
     body = b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in arrays)
-    data = _HEADER.pack(MAGIC, VERSION if key is None else SIGNED, len(raw)) + raw + body
-    data += _digest(data)
+    version = VERSION if key is None else SIGNED
+    data = _HEADER.pack(MAGIC, version, len(raw)) + raw + body
+    data += _digest(data, version)
     return data if key is None else data + _sign(key, data)
 
 
@@ -105,9 +112,9 @@ def unpack(model: Model, data: Any, kind: str, *, key: bytes | None = None,
         magic, version, size = _HEADER.unpack_from(data)
     except struct.error as e:
         raise StateError("this is not a stream snapshot (or it is truncated)") from e
-    if magic != MAGIC or version not in (1, VERSION, SIGNED):
+    if magic != MAGIC or version not in _READ:
         raise StateError("this is not a stream snapshot of this rnnkit version")
-    signed = version == SIGNED
+    signed = _READ[version]
     if signed and key is None:
         raise StateError("this snapshot is signed: restore it with the key it was signed with (key=...)")
     if not signed and key is not None:
@@ -150,7 +157,7 @@ def unpack(model: Model, data: Any, kind: str, *, key: bytes | None = None,
     body = data[_HEADER.size + size : -_DIGEST]
     if len(body) != 4 * (model.metadata.n_state * size_state + (n_logits or 0)):
         raise StateError("this snapshot is truncated or corrupt")
-    if _digest(data[:-_DIGEST]) != data[-_DIGEST:]:
+    if _digest(data[:-_DIGEST], version) != data[-_DIGEST:]:
         raise StateError("this snapshot was edited or damaged (its checksum does not match)")
     flat = np.frombuffer(body, dtype="<f4").astype(np.float32)
     if not np.isfinite(flat).all():

@@ -133,5 +133,5 @@ CASES: dict[str, Case] = {
                  lambda c: greedy_lm_args(c, "--temperature", "nan")),
     "E197": Case(lambda c: c.model("lm").generate("x", seed=-1), lambda c: greedy_lm_args(c, "--seed", "-1")),
     "E198": Case(lambda c: c.model("lm").generate("x", top_p=math.nan), lambda c: greedy_lm_args(c, "--top-p", "nan")),
-    "E199": Case(lambda c: Sampler(seed=0).choose(np.array([math.nan, 1.0, 2.0]), np.random.default_rng(0))),
+    "E199": Case(lambda c: Sampler(seed=0).choose(np.array([math.nan, 1.0, 2.0]), Sampler(seed=0).rng())),
 }

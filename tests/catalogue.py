@@ -8,7 +8,6 @@ hold, per id, the library call and the command line that meet the bad input.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -27,6 +26,7 @@ import onnx  # noqa: E402
 from factory import tiny_checkpoint, tiny_onnx  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 from onnx_edits import externalize, rewrite_metadata  # noqa: E402
+from snapshot_bytes import digest  # noqa: E402
 
 from rnnkit.runtime import load_model  # noqa: E402
 from rnnkit.runtime.vocab import vocab_checksum  # noqa: E402
@@ -281,7 +281,7 @@ def snapshot_with_header(data: bytes, **changes: Any) -> bytes:
     header.update(changes)
     raw = json.dumps(header).encode()
     data = struct.pack("<8sHI", b"RNNKSNAP", version, len(raw)) + raw + data[14 + size : -16]
-    return data + hashlib.blake2b(data, digest_size=16).digest()
+    return data + digest(data, version)
 
 
 # -- the cases: id → the library call and the command line that meet the bad input ---------------

@@ -3,13 +3,13 @@ what two tag streams handed over or to rebuild a snapshot with other header fiel
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from importlib import resources
 
 import numpy as np
 from hypothesis import HealthCheck, settings
+from snapshot_bytes import digest, header_bytes
 from test_runtime_tagstream import TEXTS
 
 from rnnkit.runtime import TagResult, TagStream
@@ -86,14 +86,15 @@ def header_of(data: bytes) -> dict:
     return json.loads(data[HEADER.size : HEADER.size + size])
 
 
-def rebuild(data: bytes, *, version: int = 2, drop: tuple[str, ...] = (), **changes) -> bytes:
-    """``data`` with header fields replaced (or dropped) and its checksum recomputed, so that only the
-    fields themselves can get it refused."""
-    _, _, size = HEADER.unpack_from(data)
+def rebuild(data: bytes, *, version: int | None = None, drop: tuple[str, ...] = (), **changes) -> bytes:
+    """``data`` (unsigned) with header fields replaced (or dropped), written as ``version`` (by default its
+    own) with its checksum recomputed, so that only the fields themselves can get it refused."""
+    _, own, size = HEADER.unpack_from(data)
+    version = own if version is None else version
     header = {k: v for k, v in {**header_of(data), **changes}.items() if k not in drop}
-    raw = json.dumps(header, ensure_ascii=False).encode("utf-8")
+    raw = header_bytes(header, version)
     body = HEADER.pack(b"RNNKSNAP", version, len(raw)) + raw + data[HEADER.size + size : -16]
-    return body + hashlib.blake2b(body, digest_size=16).digest()
+    return body + digest(body, version)
 
 
 def tagged_part_way(model, text="我爱北京天安门，天安"):

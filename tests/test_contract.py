@@ -126,3 +126,19 @@ def test_format_doc_states_every_schema_as_the_code_does():
 def test_unknown_extra_keys_are_ignored():
     props = {**make_spec().to_metadata(), "rnnkit.future_key": "x", "other": "y"}
     assert ModelSpec.from_metadata(props) == make_spec()
+
+
+@pytest.mark.parametrize(("key", "value"), [("layers", "2\n"), ("lookahead", "0\n"), ("format", "1\n"),
+                                            ("vocab_sha256", "0" * 64 + "\n"), ("unicode", "14.0.0\n")])
+def test_a_pattern_is_matched_to_the_end_of_the_text_as_json_schema_does(key, value):
+    """JSON Schema's (ECMA-262) ``$`` is the end of the text; Python's also matches before a final newline."""
+    props = {**make_spec().to_metadata(), "rnnkit." + key: value}
+    with pytest.raises(MetadataError):
+        ModelSpec.from_metadata(props)
+
+
+def test_the_unicode_version_is_optional_and_round_trips():
+    spec = make_spec(unicode="14.0.0")
+    assert spec.to_metadata()[KEYS.UNICODE] == "14.0.0" and KEYS.UNICODE not in make_spec().to_metadata()
+    assert ModelSpec.from_metadata(spec.to_metadata()) == spec
+    assert ModelSpec.from_metadata(make_spec().to_metadata()).unicode is None

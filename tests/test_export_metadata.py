@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 
 import pytest
 
@@ -51,7 +52,8 @@ def test_metadata_round_trips_and_matches_the_checkpoint(exports, name):
     ckpt, path = exports[name]
     props = props_of(path)
     required = {v for k, v in vars(KEYS).items() if k.isupper()} - set(OPTIONAL)  # optional ones: absent = default
-    assert {k for k in props if k.startswith("rnnkit.")} == required
+    assert {k for k in props if k.startswith("rnnkit.")} == required | {KEYS.UNICODE}  # optional, always written
+    assert props[KEYS.UNICODE] == unicodedata.unidata_version
     spec = ModelSpec.from_metadata(props)
     mc = ckpt["model_config"]
     assert spec.format == format_for(spec.tokenizer) == 1  # a char or jieba model needs nothing of format 2
@@ -139,7 +141,8 @@ def test_inspect_shows_what_the_file_is(exports):
     tok = ckpt["tokenizer"]
     assert field["tokenizer"] == (f"{tok['kind']}, normalize {tok['normalize'] or 'off'}, "
                                   f"{'lowercased' if tok['lowercase'] else 'case kept'}, "
-                                  f"{'whitespace kept' if tok['keep_whitespace'] else 'whitespace dropped'}")
+                                  f"{'whitespace kept' if tok['keep_whitespace'] else 'whitespace dropped'}, "
+                                  f"Unicode {unicodedata.unidata_version}")
     shown = [line for line in lines if line.startswith("metrics:") or line.startswith(" " * 15)]
     assert shown[0].startswith("metrics:       ") and "{" not in "".join(shown)
     assert field["quantization"] == "none"

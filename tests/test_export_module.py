@@ -10,6 +10,7 @@ test_export_module_refusals.py).
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import numpy as np
 import pytest
@@ -197,6 +198,7 @@ def test_an_lm_without_bos_starts_its_streams_at_zero_state(tmp_path):
     np.testing.assert_allclose(log_softmax(got)[:, columns(model, CHARS)], want, atol=ATOL)
     assert (got[:, :4] == NEVER).all()  # <pad> <unk> <bos> <eos>: none of them the module's
     assert json.loads(metadata(report.path)["rnnkit.framing"]) == {"bos": False, "eos": False}
+    assert metadata(report.path)["rnnkit.unicode"] == unicodedata.unidata_version  # export_module records it too
     assert model.metadata.format == 3
     assert set("".join(model.generate("天", max_tokens=30, seed=0))) <= set(CHARS)  # never a special
     with pytest.raises(InputError, match="without <bos>"):

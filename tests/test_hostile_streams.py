@@ -12,6 +12,7 @@ import struct
 
 import numpy as np
 import pytest
+from snapshot_bytes import SIGNED, UNSIGNED, digest, header_bytes, seal
 
 import rnnkit.runtime.snapshot as snapshot_module
 from rnnkit.runtime import ConfigError, StateError
@@ -25,10 +26,11 @@ def layout(data: bytes, key: bytes | None) -> tuple[int, dict, np.ndarray]:
     magic, version, size = HEADER.unpack_from(data)
     assert magic == b"RNNKSNAP"
     if key is not None:
-        assert version == 3
+        assert version == SIGNED
         assert hmac.compare_digest(hmac.new(key, data[:-32], hashlib.sha256).digest(), data[-32:])
         data = data[:-32]
-    assert hashlib.blake2b(data[:-16], digest_size=16).digest() == data[-16:]
+    assert version == (SIGNED if key is not None else UNSIGNED)
+    assert hashlib.sha256(data[:-16]).digest()[:16] == data[-16:]
     header = json.loads(data[HEADER.size : HEADER.size + size].decode("utf-8"))
     return version, header, np.frombuffer(data[HEADER.size + size : -16], dtype="<f4")
 
@@ -55,20 +57,21 @@ def test_a_signed_snapshot_is_the_unsigned_layout_plus_an_hmac(model):
     s = fed(model)
     version, header, values = layout(s.snapshot(key=KEY), KEY)
     plain_version, plain_header, plain_values = layout(s.snapshot(), None)
-    assert (version, plain_version) == (3, 2) and header.pop("signed") == "hmac-sha256"
+    assert (version, plain_version) == (5, 4) and header.pop("signed") == "hmac-sha256"
     assert header == plain_header and "signed" not in plain_header
     np.testing.assert_array_equal(values, plain_values)
 
 
-def test_a_snapshot_signed_by_the_document_restores(model):
-    """Another runtime that follows FORMAT.md makes signed bytes rnnkit restores."""
+@pytest.mark.parametrize("version", [5, 3])
+def test_a_snapshot_signed_by_the_document_restores(model, version):
+    """Another runtime that follows FORMAT.md makes signed bytes rnnkit restores (version 5, and the older 3)."""
     s = fed(model)
     _, header, values = layout(s.snapshot(), None)
     header["signed"] = "hmac-sha256"
-    raw = json.dumps(header).encode()
-    data = HEADER.pack(b"RNNKSNAP", 3, len(raw)) + raw + values.tobytes()
-    data += hashlib.blake2b(data, digest_size=16).digest()
-    data += hmac.new(KEY, data, hashlib.sha256).digest()
+    raw = header_bytes(header, version)
+    data = seal(HEADER.pack(b"RNNKSNAP", version, len(raw)) + raw + values.tobytes(), version, KEY)
+    if version == 5:
+        assert data == s.snapshot(key=KEY)  # the very bytes rnnkit writes
     restored = model.stream(data, key=KEY)
     assert restored.consumed == s.consumed and restored.pending == s.pending
     np.testing.assert_array_equal(restored.logits, s.logits)
@@ -105,11 +108,11 @@ def test_a_bad_key_is_refused_wherever_it_is_given(model, key, error):
 def test_a_keyed_stream_signs_every_snapshot_and_its_forks_do_too(model):
     s = fed(model, key=KEY)
     for data in (s.snapshot(), s.fork().snapshot()):
-        assert layout(data, KEY)[0] == 3
+        assert layout(data, KEY)[0] == 5
         with pytest.raises(StateError, match="is signed"):
             model.stream(data)
     s.reset()
-    assert layout(s.snapshot(), KEY)[0] == 3
+    assert layout(s.snapshot(), KEY)[0] == 5
     other = b"o" * 32
     layout(s.snapshot(key=other), other)  # an explicit key wins
     restored = model.stream(fed(model).snapshot(key=KEY), key=KEY)
@@ -163,10 +166,11 @@ def test_every_flipped_bit_and_every_cut_of_a_signed_snapshot_is_refused(models)
 
 def test_the_signature_is_checked_before_anything_is_parsed(models, monkeypatch):
     model = models(task="lm", cell="gru")
-    junk = HEADER.pack(b"RNNKSNAP", 3, 5) + b"[[[[[" + b"\x00" * 64
-    forged = junk + hmac.new(b"attacker", junk, hashlib.sha256).digest()
-    with pytest.raises(StateError, match="signature does not match"):
-        model.stream(forged, key=KEY)
+    for version in (5, 3):
+        junk = HEADER.pack(b"RNNKSNAP", version, 5) + b"[[[[[" + b"\x00" * 64
+        forged = junk + hmac.new(b"attacker", junk, hashlib.sha256).digest()
+        with pytest.raises(StateError, match="signature does not match"):
+            model.stream(forged, key=KEY)
     compared = []
     real = snapshot_module.hmac.compare_digest
     monkeypatch.setattr(snapshot_module.hmac, "compare_digest", lambda a, b: compared.append(1) or real(a, b))
@@ -178,10 +182,10 @@ def test_an_unsigned_copy_of_a_signed_snapshot_is_refused_with_the_key(models):
     model = models(task="lm", cell="gru")
     data = fed(model).snapshot(key=KEY)
     _, header, values = layout(data, KEY)
-    for version, head in ((2, {k: v for k, v in header.items() if k != "signed"}), (2, header), (1, header)):
+    unsigned = {k: v for k, v in header.items() if k != "signed"}
+    for version, head in ((4, unsigned), (4, header), (2, unsigned), (2, header), (1, header)):
         raw = json.dumps(head).encode()
-        stripped = HEADER.pack(b"RNNKSNAP", version, len(raw)) + raw + values.tobytes()
-        stripped += hashlib.blake2b(stripped, digest_size=16).digest()
+        stripped = seal(HEADER.pack(b"RNNKSNAP", version, len(raw)) + raw + values.tobytes(), version)
         with pytest.raises(StateError, match="not signed"):
             model.stream(stripped, key=KEY)
         if head is header:  # still saying "signed" in a version that is not: corrupt
@@ -198,14 +202,13 @@ def test_a_value_that_is_not_finite_anywhere_is_refused(model):
         for bad in (np.nan, np.inf, -np.inf):
             changed = values.copy()
             changed[i] = bad
-            forged = data[:body_start] + changed.tobytes()
-            forged += hashlib.blake2b(forged, digest_size=16).digest()
+            forged = seal(data[:body_start] + changed.tobytes(), UNSIGNED)
             with pytest.raises(StateError, match="NaN or infinity"):
                 model.stream(forged)
     big = values.copy()
     big[0] = np.finfo(np.float32).max  # finite: restores
     forged = data[:body_start] + big.tobytes()
-    assert model.stream(forged + hashlib.blake2b(forged, digest_size=16).digest()).consumed > 0
+    assert model.stream(forged + digest(forged, UNSIGNED)).consumed > 0
 
 
 def test_a_not_finite_value_is_refused_even_when_signed(tagger):
@@ -214,10 +217,8 @@ def test_a_not_finite_value_is_refused_even_when_signed(tagger):
     _, header, values = layout(ts.snapshot(), KEY)
     values = values.copy()
     values[-1] = np.nan
-    raw = json.dumps(header).encode()
-    data = HEADER.pack(b"RNNKSNAP", 3, len(raw)) + raw + values.tobytes()
-    data += hashlib.blake2b(data, digest_size=16).digest()
-    data += hmac.new(KEY, data, hashlib.sha256).digest()
+    raw = header_bytes(header, SIGNED)
+    data = seal(HEADER.pack(b"RNNKSNAP", SIGNED, len(raw)) + raw + values.tobytes(), SIGNED, KEY)
     with pytest.raises(StateError, match="NaN or infinity"):
         tagger.tag_stream(data, key=KEY)
 
@@ -229,18 +230,19 @@ def test_counters_and_texts_every_runtime_reads_alike(models, changes):
     _, header, values = layout(fed(model).snapshot(), None)
     header.update(changes)
     raw = json.dumps(header).encode()  # ensure_ascii: a lone surrogate travels as a \\u escape
-    data = HEADER.pack(b"RNNKSNAP", 2, len(raw)) + raw + values.tobytes()
-    with pytest.raises(StateError, match="corrupt"):
-        model.stream(data + hashlib.blake2b(data, digest_size=16).digest())
+    for version in (UNSIGNED, 2):
+        data = HEADER.pack(b"RNNKSNAP", version, len(raw)) + raw + values.tobytes()
+        with pytest.raises(StateError, match="corrupt"):
+            model.stream(seal(data, version))
 
 
 def test_the_largest_counter_restores(models):
     model = models(task="lm", cell="gru")
     _, header, values = layout(fed(model).snapshot(), None)
     header["consumed"] = 2**53
-    raw = json.dumps(header).encode()
-    data = HEADER.pack(b"RNNKSNAP", 2, len(raw)) + raw + values.tobytes()
-    assert model.stream(data + hashlib.blake2b(data, digest_size=16).digest()).consumed == 2**53
+    raw = header_bytes(header, UNSIGNED)
+    data = HEADER.pack(b"RNNKSNAP", UNSIGNED, len(raw)) + raw + values.tobytes()
+    assert model.stream(seal(data, UNSIGNED)).consumed == 2**53
 
 
 def test_a_signed_tag_streams_inner_stream_signs_too(tmp_path):

@@ -300,8 +300,8 @@ def test_fuzz_snapshot_headers_with_a_valid_checksum(lm, fields):
     _, _, size = struct.unpack_from("<8sHI", good)
     header = {**json.loads(good[14 : 14 + size]), **fields}
     raw = json.dumps(header).encode()
-    data = struct.pack("<8sHI", b"RNNKSNAP", 1, len(raw)) + raw + good[14 + size : -16]
-    data += hashlib.blake2b(data, digest_size=16).digest()
+    data = struct.pack("<8sHI", b"RNNKSNAP", 4, len(raw)) + raw + good[14 + size : -16]
+    data += hashlib.sha256(data).digest()[:16]
     try:
         stream = lm.stream(data)
     except StateError:

@@ -12,7 +12,7 @@ from onnx import numpy_helper
 
 from rnnkit.runtime import ConfigError, load_model
 from rnnkit.runtime import model as model_module
-from rnnkit.runtime.sampling import Sampler, StopMatcher
+from rnnkit.runtime.sampling import Sampler, SplitMix64, StopMatcher
 
 BANNED = ("<pad>", "<unk>", "<bos>")
 
@@ -152,8 +152,7 @@ LOGITS = np.array([0.0, 3.0, 2.5, -1.0, 1.0, 2.0, 0.5, -2.0])
 
 
 def draws(sampler_kwargs, n=400, banned=()):
-    return {Sampler(seed=seed, **sampler_kwargs).choose(LOGITS, np.random.default_rng(seed), banned)
-            for seed in range(n)}
+    return {Sampler(seed=seed, **sampler_kwargs).choose(LOGITS, SplitMix64(seed), banned) for seed in range(n)}
 
 
 def test_sampler_top_k_keeps_only_the_k_best():
@@ -175,7 +174,7 @@ def test_sampler_top_p_keeps_the_smallest_nucleus():
 
 
 def test_sampler_greedy_and_banned():
-    rng = np.random.default_rng(0)
+    rng = SplitMix64(0)
     assert Sampler(temperature=0).choose(LOGITS, rng) == 1
     assert Sampler(temperature=0).choose(LOGITS, rng, banned=(1, 2)) == 5
     assert 1 not in draws({"temperature": 10.0}, banned=(1,))
@@ -183,7 +182,7 @@ def test_sampler_greedy_and_banned():
 
 
 def test_sampler_follows_the_probabilities():
-    rng = np.random.default_rng(7)
+    rng = SplitMix64(7)
     sampler = Sampler(temperature=1.0)
     counts = np.bincount([sampler.choose(LOGITS, rng) for _ in range(4000)], minlength=8) / 4000
     p = np.exp(LOGITS - LOGITS.max())
