@@ -1,0 +1,301 @@
+// Types of rnnkit's public API (the node, browser and core entries export the same names).
+
+/** Bytes a snapshot key or a model may be given as. */
+export type Bytes = Uint8Array | ArrayBuffer;
+/** A snapshot signing key: bytes, or a string encoded UTF-8. */
+export type Key = Bytes | string;
+/** What loadModel reads: bytes, a URL (fetched; in Node a file: URL), a Blob/File, or in Node a path. */
+export type ModelSource = Bytes | URL | string | Blob;
+
+export type Task = "lm" | "classify" | "tag";
+
+/** The onnxruntime-common API rnnkit uses (onnxruntime-node and onnxruntime-web both give it). */
+export interface Ort {
+  InferenceSession: { create(model: Uint8Array, options?: object): Promise<OrtSession> };
+  Tensor: new (type: string, data: ArrayLike<number | bigint> | BigInt64Array, dims: readonly number[]) => unknown;
+  env?: { wasm?: { wasmPaths?: unknown; numThreads?: number } };
+}
+export interface OrtSession {
+  run(feeds: Record<string, unknown>): Promise<Record<string, { data: any; dims: readonly number[] }>>;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+}
+/** A jieba segmenter (jieba-wasm's API). */
+export interface Jieba {
+  cut(text: string, hmm?: boolean): string[];
+}
+
+export interface LoadOptions {
+  /** onnxruntime's execution providers (default: the CPU / WebAssembly one). */
+  executionProviders?: unknown[];
+  /** intra-op threads (default 1). */
+  threads?: number;
+  /** the largest model file read, in bytes. */
+  maxBytes?: number;
+  /** the most memory one session call may need (default 2 GiB): longer texts go in several calls. */
+  maxCallBytes?: number;
+  /** onnxruntime to use instead of the entry's own (onnxruntime-node / onnxruntime-web). */
+  ort?: Ort;
+  /** jieba to use instead of jieba-wasm (or an async function giving one), for jieba word models. */
+  jieba?: Jieba | (() => Promise<Jieba>);
+  /** called with each warning (default: console.warn); warnings also go to model.warnings. */
+  onWarning?: (message: string) => void;
+  /** browser entry: where onnxruntime-web's .wasm files are served (sets ort.env.wasm.wasmPaths). */
+  wasmPaths?: string | Record<string, string>;
+  /** browser entry: the URL of jieba-wasm's .wasm file. */
+  jiebaWasm?: string | URL;
+}
+
+export declare function loadModel(source: ModelSource, options?: LoadOptions): Promise<Model>;
+
+/** The model's metadata, as checked at load (docs/FORMAT.md). */
+export interface ModelSpec {
+  readonly format: number;
+  readonly task: Task;
+  readonly cell: "rnn" | "gru" | "lstm";
+  readonly layers: number;
+  readonly hidden: number;
+  readonly embed: number;
+  readonly tokenizer: Readonly<Record<string, unknown>>;
+  readonly vocab: readonly string[];
+  readonly labels: readonly string[];
+  readonly tagScheme: string;
+  readonly lookahead: number;
+  readonly quantization: Readonly<Record<string, unknown>>;
+  readonly provenance: Readonly<Record<string, unknown>>;
+  readonly metrics: Readonly<Record<string, unknown>>;
+  readonly activation: string;
+  readonly bos: boolean;
+  readonly eos: boolean;
+  readonly unicode: string | null;
+  readonly nOut: number;
+  readonly nState: number;
+  readonly stateNames: readonly (readonly [string, string])[];
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+}
+
+export interface Token {
+  text: string;
+  /** [start, end) in code points of the text tokenized. */
+  start: number;
+  end: number;
+}
+
+export interface Tokenizer {
+  readonly kind: string;
+  readonly separator: string;
+  tokenize(text: string): string[];
+  tokenizeSpans(text: string): Token[];
+  normalizeToken(token: string): string;
+  encode(text: string, vocab: Vocabulary): number[];
+  decode(ids: readonly number[], vocab: Vocabulary): string;
+  /** How many code points of text tokenize the same whatever follows. */
+  splitPoint(text: string): number;
+  toConfig(): Record<string, unknown>;
+}
+export declare const CharTokenizer: new (options?: object) => Tokenizer;
+export declare const WhitespaceTokenizer: new (options?: object) => Tokenizer;
+export declare const WordTokenizer: new (options?: object) => Tokenizer;
+export declare function tokenizerFromConfig(config: Record<string, unknown>, options?: { jieba?: Jieba | null; onWarning?: (message: string) => void }): Tokenizer;
+
+export declare class Vocabulary {
+  constructor(tokens: readonly string[]);
+  readonly length: number;
+  readonly padId: number;
+  readonly unkId: number;
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly tokens: string[];
+  id(token: string): number;
+  token(id: number): string;
+  encode(tokens: Iterable<string>): number[];
+  decode(ids: Iterable<number>): string[];
+}
+
+/** The result of model.run: logits (B × T × n_out, flat) and the state after the last token. */
+export interface RunResult {
+  logits: Float32Array;
+  dims: [number, number, number];
+  /** one array per state tensor (h, then c for an LSTM), each layers × B × hidden (C order). */
+  state: Float32Array[];
+}
+
+export interface GenerateOptions {
+  /** at most this many tokens (default 100). */
+  maxTokens?: number;
+  /** 0 is greedy (default 1). */
+  temperature?: number;
+  topK?: number | null;
+  topP?: number | null;
+  /** 0 … 2^32 − 1: the same text as Python's generate with that seed. */
+  seed?: number | null;
+  /** end before the first of these strings. */
+  stop?: string | readonly string[] | null;
+}
+
+export interface BatchOptions {
+  /** texts per session call (default 64). */
+  batchSize?: number;
+}
+export interface TokensOptions<T> extends BatchOptions {
+  /** text already cut into tokens, instead of texts. */
+  tokens: T;
+}
+export interface KeyOptions {
+  key?: Key | null;
+}
+
+export declare class Prediction {
+  readonly label: string;
+  readonly score: number;
+  readonly scores: Readonly<Record<string, number>>;
+}
+
+export declare class Model {
+  readonly spec: ModelSpec;
+  readonly task: Task;
+  readonly vocab: Vocabulary;
+  readonly vocabSize: number;
+  readonly labels: string[];
+  readonly tokenizer: Tokenizer;
+  /** hex SHA-256 of the file's bytes. */
+  readonly identity: string;
+  readonly nOut: number;
+  readonly warnings: string[];
+  readonly session: OrtSession;
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+  zeroState(batch?: number): Float32Array[];
+  startState(batch?: number): Float32Array[];
+  startLogits(): Float32Array | null;
+  callLength(batch?: number): number;
+  /** One session call: ids is B rows of T ids; state defaults to zeros. */
+  run(ids: readonly (readonly number[])[], state?: readonly ArrayLike<number>[] | null): Promise<RunResult>;
+  stream(options?: KeyOptions): Stream;
+  stream(snapshot: Bytes | null, options?: KeyOptions): Stream;
+  tagStream(options?: KeyOptions): TagStream;
+  tagStream(snapshot: Bytes | null, options?: KeyOptions): TagStream;
+  batcher(): StreamBatcher;
+  generate(prompt?: string, options?: GenerateOptions): AsyncIterableIterator<string>;
+  classify(text: string, options?: BatchOptions): Promise<Prediction>;
+  classify(texts: Iterable<string>, options?: BatchOptions): Promise<Prediction[]>;
+  classify(options: TokensOptions<readonly string[]>): Promise<Prediction>;
+  classify(options: TokensOptions<readonly (readonly string[])[]>): Promise<Prediction[]>;
+  prediction(logits: ArrayLike<number>): Prediction;
+  tag(text: string, options?: BatchOptions): Promise<TagResult>;
+  tag(texts: Iterable<string>, options?: BatchOptions): Promise<TagResult[]>;
+  tag(options: TokensOptions<readonly string[]>): Promise<TagResult>;
+  tag(options: TokensOptions<readonly (readonly string[])[]>): Promise<TagResult[]>;
+}
+
+export declare class Stream {
+  readonly model: Model;
+  /** ids read since the start. */
+  readonly consumed: number;
+  /** logits after the last consumed token (null before any, except an lm after <bos>). */
+  readonly logits: Float32Array | null;
+  /** copies of the state arrays, each layers × 1 × hidden. */
+  readonly state: Float32Array[];
+  /** text fed but held back (word models). */
+  readonly pending: string;
+  feed(text: string): Promise<Float32Array | null>;
+  step(tokenId: number): Promise<Float32Array>;
+  flush(): Promise<Float32Array | null>;
+  /** classify models: the running classification (null before any token). */
+  prediction(): Prediction | null;
+  reset(): void;
+  fork(): Stream;
+  snapshot(options?: KeyOptions): Uint8Array;
+  static restore(model: Model, snapshot: Bytes, options?: KeyOptions): Stream;
+}
+
+/** [[token, tag], ...], with each token's span (code points) and a B/M/E/S model's words. */
+export declare class TagResult extends Array<[string, string]> {
+  constructor(pairs?: [string, string][], spans?: [number, number][], words?: string[] | null);
+  spans: [number, number][];
+  words: string[] | null;
+}
+
+export declare class TagStream {
+  readonly model: Model;
+  /** the stream holding the recurrent state (read it; do not step it). */
+  readonly stream: Stream;
+  readonly pending: string;
+  feed(text: string): Promise<TagResult>;
+  end(text?: string): Promise<TagResult>;
+  peek(): Promise<TagResult>;
+  reset(): void;
+  fork(): TagStream;
+  snapshot(options?: KeyOptions): Uint8Array;
+  static restore(model: Model, snapshot: Bytes, options?: KeyOptions): TagStream;
+}
+
+export declare class StreamBatcher {
+  constructor(model: Model);
+  readonly model: Model;
+  step(streams: Iterable<Stream>, tokenIds: Iterable<number>): Promise<Float32Array[]>;
+  feed(streams: Iterable<Stream>, texts: Iterable<string>): Promise<(Float32Array | null)[]>;
+  feed(streams: Iterable<TagStream>, texts: Iterable<string>): Promise<TagResult[]>;
+  feed(streams: Iterable<Stream | TagStream>, texts: Iterable<string>): Promise<(Float32Array | TagResult | null)[]>;
+  flush(streams: Iterable<Stream>): Promise<(Float32Array | null)[]>;
+  flush(streams: Iterable<TagStream>): Promise<TagResult[]>;
+  flush(streams: Iterable<Stream | TagStream>): Promise<(Float32Array | TagResult | null)[]>;
+}
+
+export declare class Sampler {
+  constructor(options?: { temperature?: number; topK?: number | null; topP?: number | null; seed?: number | null });
+  readonly temperature: number;
+  readonly topK: number | null;
+  readonly topP: number | null;
+  readonly seed: number | null;
+  rng(): SplitMix64;
+  choose(logits: ArrayLike<number>, rng: { uniform(): number }, banned?: readonly number[]): number;
+}
+export declare class StopMatcher {
+  constructor(stop?: string | readonly string[] | null);
+  readonly stopped: boolean;
+  push(piece: string): string;
+  flush(): string;
+}
+export declare class SplitMix64 {
+  constructor(seed: number | bigint);
+  state: bigint;
+  next(): bigint;
+  uniform(): number;
+}
+
+export declare function bmesSpans(tags: readonly string[]): [number, number][];
+export declare function bmesWords(chars: readonly string[], tags: readonly string[]): string[];
+export declare function joinTags(parts: readonly TagResult[]): TagResult;
+export declare function needsJieba(config: Record<string, unknown>): boolean;
+
+export declare const MAX_SEED: number;
+export declare const CALL_STEPS: number;
+export declare const FEED_CHARS: number;
+export declare const SNAPSHOT_VERSION: number;
+export declare const SIGNED: number;
+export declare const KINDS: Readonly<Record<"stream" | "tag", string>>;
+export declare const UNICODE_VERSION: string;
+
+export declare class RnnkitError extends Error {}
+export declare class ConfigError extends RnnkitError {}
+export declare class MissingDependencyError extends RnnkitError {}
+export declare class ModelFileError extends RnnkitError {}
+export declare class ModelNotFoundError extends ModelFileError {}
+export declare class MetadataError extends RnnkitError {
+  constructor(message: string, key?: string | null, options?: ErrorOptions);
+  readonly key: string | null;
+}
+export declare class FormatVersionError extends MetadataError {}
+export declare class ProviderError extends RnnkitError {}
+export declare class InputError extends RnnkitError {}
+export declare class BudgetError extends InputError {
+  constructor(message: string, needed?: number, allowed?: number, options?: ErrorOptions);
+  readonly needed: number;
+  readonly allowed: number;
+}
+export declare class NonFiniteError extends RnnkitError {}
+export declare class TaskError extends RnnkitError {}
+export declare class StateError extends RnnkitError {}
+export declare function printable(text: string): string;

@@ -1,0 +1,42 @@
+// rnnkit for browsers: onnxruntime-web (WebAssembly) and jieba-wasm's web build, initialised
+// only for a jieba word model. Every .wasm file comes from the page's own origin: onnxruntime-web
+// finds its files next to its own module (as served by the page), or where `wasmPaths` says
+// (ort.env.wasm.wasmPaths, set only when the caller passes it) — never from a CDN.
+
+import * as ortWeb from "onnxruntime-web";
+import { loadModel as loadWith } from "./core/index.js";
+import { MissingDependencyError } from "./core/errors.js";
+
+export * from "./core/index.js";
+
+let jiebaWeb = null;
+
+async function defaultJieba(wasm) {
+  if (!jiebaWeb) {
+    jiebaWeb = (async () => {
+      try {
+        const module = await import("jieba-wasm/web");
+        await module.default(wasm === undefined ? undefined : { module_or_path: wasm });
+        return { cut: (text, hmm) => module.cut(text, hmm) };
+      } catch (e) {
+        jiebaWeb = null;
+        throw new MissingDependencyError(`jieba-wasm's web build did not start (${e?.message ?? e}); this model `
+          + "cuts words with jieba: serve node_modules/jieba-wasm from the page's origin, or pass { jieba }", { cause: e });
+      }
+    })();
+  }
+  return jiebaWeb;
+}
+
+/**
+ * Load an rnnkit ONNX file in a browser: source is the bytes, a URL (fetched), a Blob or File.
+ * options: executionProviders (default ["wasm"]), threads, maxBytes, maxCallBytes, onWarning;
+ * wasmPaths: where onnxruntime-web's .wasm files are (same origin); jiebaWasm: the URL of
+ * jieba-wasm's .wasm file; ort and jieba replace onnxruntime-web and jieba-wasm.
+ */
+export async function loadModel(source, options = {}) {
+  const { wasmPaths, jiebaWasm, ...rest } = options ?? {};
+  const ort = rest.ort ?? ortWeb;
+  if (wasmPaths !== undefined) ort.env.wasm.wasmPaths = wasmPaths;
+  return loadWith(source, { ...rest, ort, jieba: rest.jieba ?? (() => defaultJieba(jiebaWasm)) });
+}

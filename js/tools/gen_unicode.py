@@ -1,0 +1,162 @@
+"""Generate js/src/core/unicode.js: the per-character pieces of the Python runtime's tokenizers.
+
+    .venv/bin/python js/tools/gen_unicode.py          # rewrites js/src/core/unicode.js
+    .venv/bin/python js/tools/gen_unicode.py --check  # exit 1 if the file is stale
+
+JavaScript engines ship their own (newer) Unicode tables, so the JavaScript runtime never calls
+String.prototype.normalize or toLowerCase to tokenize: it looks pieces up in tables made here,
+over every code point, with this Python's ``unicodedata`` and ``str.lower`` (plan decision 5).
+For each (normalize, lowercase) a tokenizer config allows, a table lists only the code points
+whose piece differs from the character, computed exactly as ``Tokenizer._pieces`` does
+(ASCII skips normalisation; lone surrogates become U+FFFD, which text.js does before the
+lookup, so they are not listed). tests/test_js_generated.py regenerates the file in memory and
+compares.
+
+Encoding of a table (``{runs, multi}``), numbers in base 36:
+- ``runs``: records ``gap:shift[:count:step]`` joined by ``,``: from ``start`` (``gap`` after the
+  previous record's start, the first from 0), code points ``start + i * step`` (``i < count``,
+  count 1 when left out) each map to the one character ``cp + shift``;
+- ``multi``: ``[deltas, pieces]``: the other code points (pieces of two or more characters), as
+  gaps from the previous one (the first from 0) joined by ``,``, and their pieces joined by
+  U+001F (which no piece contains).
+
+A ``+lower`` table lists only what differs from the table without lowercasing (``"none"`` is the
+identity): its entries replace that table's, and shift 0 removes one (the character is its own
+piece again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import unicodedata
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent.parent / "src" / "core" / "unicode.js"
+COMBOS = [(norm, lower) for norm in ("NFKC", "NFC", None) for lower in (False, True)]
+SEP = "\x1f"
+
+
+def piece(ch: str, norm: str | None, lower: bool) -> str:
+    """The piece of one character, as runtime/tokenizers.py Tokenizer._pieces computes it."""
+    if "\ud800" <= ch <= "\udfff":
+        ch = "\ufffd"
+    if norm is not None and not ch.isascii():
+        ch = unicodedata.normalize(norm, ch)
+    if lower:
+        ch = ch.lower()
+    return ch
+
+
+def differing(norm: str | None, lower: bool) -> dict[int, str]:
+    """Code point → piece, for every code point (surrogates left out) whose piece is not itself."""
+    out = {}
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        p = piece(chr(cp), norm, lower)
+        if p != chr(cp):
+            out[cp] = p
+    return out
+
+
+def b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    if n < 0:
+        return "-" + b36(-n)
+    s = ""
+    while True:
+        n, r = divmod(n, 36)
+        s = digits[r] + s
+        if n == 0:
+            return s
+
+
+def encode(table: dict[int, str]) -> dict[str, object]:
+    singles = sorted((cp, ord(p) - cp) for cp, p in table.items() if len(p) == 1)
+    runs, i, prev = [], 0, 0
+    while i < len(singles):
+        start, shift = singles[i]
+        step, count = 1, 1
+        if i + 1 < len(singles) and singles[i + 1][1] == shift:
+            step = singles[i + 1][0] - start
+            while i + count < len(singles) and singles[i + count] == (start + count * step, shift):
+                count += 1
+        fields = [b36(start - prev), b36(shift)] + ([b36(count), b36(step)] if count > 1 else [])
+        runs.append(":".join(fields))
+        prev = start
+        i += count
+    multi = sorted((cp, p) for cp, p in table.items() if len(p) != 1)
+    assert all(SEP not in p and p for _, p in multi)
+    gaps, prev = [], 0
+    for cp, _ in multi:
+        gaps.append(b36(cp - prev))
+        prev = cp
+    return {"runs": ",".join(runs), "multi": [",".join(gaps), SEP.join(p for _, p in multi)]}
+
+
+def diff(table: dict[int, str], base: dict[int, str]) -> dict[int, str]:
+    """The entries of ``table`` that ``base`` does not have (a code point back to itself: shift 0)."""
+    out = {cp: p for cp, p in table.items() if base.get(cp, chr(cp)) != p}
+    out.update({cp: chr(cp) for cp in base if cp not in table})
+    return out
+
+
+def key(norm: str | None, lower: bool) -> str:
+    return f"{norm or 'none'}{'+lower' if lower else ''}"
+
+
+def render() -> str:
+    """The text of unicode.js, as this Python's tables give it."""
+    version = unicodedata.unidata_version
+    spaces = "".join(chr(cp) for cp in range(0x110000) if chr(cp).isspace())
+    tables = {}
+    for norm in ("NFKC", "NFC", None):
+        base = differing(norm, False) if norm else {}
+        if norm:
+            tables[key(norm, False)] = encode(base)
+        tables[key(norm, True)] = encode(diff(differing(norm, True), base))
+    lines = [
+        "// GENERATED by js/tools/gen_unicode.py from Python "
+        f"{sys.version_info.major}.{sys.version_info.minor}'s unicodedata (Unicode {version}); do not edit.",
+        "// Regenerate: .venv/bin/python js/tools/gen_unicode.py (tests/test_js_generated.py checks it).",
+        "// For each tokenizer config (normalize, lowercase), the code points whose piece differs from",
+        "// the character, as runtime/tokenizers.py Tokenizer._pieces computes them (ASCII skips",
+        "// normalisation; lone surrogates are U+FFFD before the lookup). Encoding: see the generator;",
+        "// a \"+lower\" table holds what differs from the same normalisation without lowercasing.",
+        "",
+        f"export const UNICODE_VERSION = {json.dumps(version)};",
+        "",
+        "/** Python's str.isspace, as the code points that are whitespace. */",
+        f"export const WHITESPACE = {json.dumps(spaces)};",
+        "",
+        "/** Keys: \"NFKC\", \"NFKC+lower\", \"NFC\", \"NFC+lower\", \"none+lower\" (\"none\" is the identity). */",
+        "export const TABLES = {",
+    ]
+    for name, table in tables.items():
+        lines.append(f"  {json.dumps(name)}: {{")
+        lines.append(f"    runs: {json.dumps(table['runs'])},")
+        lines.append(f"    multi: [{json.dumps(table['multi'][0])},")
+        lines.append(f"      {json.dumps(table['multi'][1])}],")
+        lines.append("  },")
+    lines.append("};")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only check that the file is up to date")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        same = OUT.exists() and OUT.read_text(encoding="utf-8") == text
+        print(f"{OUT}: {'up to date' if same else 'STALE: run js/tools/gen_unicode.py'}")
+        return 0 if same else 1
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUT} ({len(text.encode()) / 1024:.0f} KiB, Unicode {unicodedata.unidata_version})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
