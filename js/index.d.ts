@@ -26,10 +26,11 @@ export interface Jieba {
 }
 
 export interface LoadOptions {
-  /** onnxruntime's execution providers (default: the CPU / WebAssembly one). */
-  executionProviders?: unknown[];
-  /** intra-op threads (default 1). */
-  threads?: number;
+  /** onnxruntime's execution providers: "auto" (default: the CPU / WebAssembly one), a name
+   * ("cpu", "wasm", "webgpu", "cuda" = ["cuda", "cpu"]) or a non-empty list of names or provider objects. */
+  executionProviders?: "auto" | string | readonly (string | Record<string, unknown>)[] | null;
+  /** intra-op threads (default 1; null: onnxruntime's own default). */
+  threads?: number | null;
   /** the largest model file read, in bytes. */
   maxBytes?: number;
   /** the most memory one session call may need (default 2 GiB): longer texts go in several calls. */
@@ -47,6 +48,24 @@ export interface LoadOptions {
 }
 
 export declare function loadModel(source: ModelSource, options?: LoadOptions): Promise<Model>;
+
+/** The bytes of a model source (a copy of given bytes), refusing more than maxBytes. */
+export declare function readModelBytes(source: ModelSource, options?: {
+  maxBytes?: number;
+  readFile?: (path: string | URL, maxBytes: number) => Promise<Uint8Array>;
+  fetch?: typeof fetch;
+}): Promise<Uint8Array>;
+
+/** A model's bytes checked as the Python loader checks them, then its onnxruntime session. */
+export declare function openModel(bytes: Uint8Array, options: {
+  ort: Ort;
+  executionProviders?: LoadOptions["executionProviders"];
+  threads?: number | null;
+  maxCallBytes?: number;
+  name?: string;
+  unicodeVersion?: string | null;
+  onWarning?: (message: string) => void;
+}): Promise<{ spec: ModelSpec; session: OrtSession; identity: string; warnings: string[]; budget: unknown }>;
 
 /** The model's metadata, as checked at load (docs/FORMAT.md). */
 export interface ModelSpec {
@@ -82,9 +101,30 @@ export interface Token {
   end: number;
 }
 
+export type Normalization = "NFKC" | "NFC" | null;
+export interface TokenizerOptions {
+  normalize?: Normalization;
+  lowercase?: boolean;
+  keepWhitespace?: boolean;
+}
+export interface WordTokenizerOptions extends TokenizerOptions {
+  hmm?: boolean;
+  jiebaVersion?: string | null;
+  jieba?: Jieba | null;
+}
+
 export interface Tokenizer {
+  /** "char" or "word". */
   readonly kind: string;
+  /** how a word tokenizer cuts words ("jieba", "whitespace"); null for characters. */
+  readonly segmenter: string | null;
+  readonly normalize: Normalization;
+  readonly lowercase: boolean;
+  readonly keepWhitespace: boolean;
   readonly separator: string;
+  /** one normalised piece per code point of text. */
+  pieces(text: string): string[];
+  detokenize(tokens: Iterable<string>): string;
   tokenize(text: string): string[];
   tokenizeSpans(text: string): Token[];
   normalizeToken(token: string): string;
@@ -92,15 +132,22 @@ export interface Tokenizer {
   decode(ids: readonly number[], vocab: Vocabulary): string;
   /** How many code points of text tokenize the same whatever follows. */
   splitPoint(text: string): number;
+  /** splitPoint(text), and whether that cut holds for any continuation. */
+  findSplit(text: string): { readonly index: number; readonly exact: boolean };
   toConfig(): Record<string, unknown>;
+  equals(other: unknown): boolean;
 }
-export declare const CharTokenizer: new (options?: object) => Tokenizer;
-export declare const WhitespaceTokenizer: new (options?: object) => Tokenizer;
-export declare const WordTokenizer: new (options?: object) => Tokenizer;
+export declare const CharTokenizer: new (options?: TokenizerOptions) => Tokenizer;
+export declare const WhitespaceTokenizer: new (options?: TokenizerOptions) => Tokenizer;
+export declare const WordTokenizer: new (options?: WordTokenizerOptions) => Tokenizer & { readonly hmm: boolean; readonly jiebaVersion: string };
 export declare function tokenizerFromConfig(config: Record<string, unknown>, options?: { jieba?: Jieba | null; onWarning?: (message: string) => void }): Tokenizer;
 
 export declare class Vocabulary {
-  constructor(tokens: readonly string[]);
+  constructor(tokens: Iterable<string>);
+  /** Count tokens; keep those seen minFreq times, at most maxSize in all (the specials included). */
+  static build(sequences: Iterable<Iterable<string>>, options?: { minFreq?: number; maxSize?: number | null }): Vocabulary;
+  /** The vocabulary of a model's rnnkit.vocab JSON (MetadataError if malformed). */
+  static fromJson(text: string): Vocabulary;
   readonly length: number;
   readonly padId: number;
   readonly unkId: number;
@@ -109,6 +156,14 @@ export declare class Vocabulary {
   readonly tokens: string[];
   id(token: string): number;
   token(id: number): string;
+  /** the token of an id; negative ids count from the end. */
+  at(id: number): string;
+  /** whether token is a regular (non-special) token of the vocabulary. */
+  has(token: string): boolean;
+  toJson(): string;
+  /** hex SHA-256 of the canonical JSON (rnnkit.vocab_sha256). */
+  checksum(): string;
+  equals(other: unknown): boolean;
   encode(tokens: Iterable<string>): number[];
   decode(ids: Iterable<number>): string[];
 }
@@ -164,6 +219,8 @@ export declare class Model {
   readonly nOut: number;
   readonly warnings: string[];
   readonly session: OrtSession;
+  /** how messages name the file (its path, URL or File name). */
+  readonly name: string;
   encode(text: string): number[];
   decode(ids: readonly number[]): string;
   zeroState(batch?: number): Float32Array[];
@@ -177,7 +234,8 @@ export declare class Model {
   tagStream(options?: KeyOptions): TagStream;
   tagStream(snapshot: Bytes | null, options?: KeyOptions): TagStream;
   batcher(): StreamBatcher;
-  generate(prompt?: string, options?: GenerateOptions): AsyncIterableIterator<string>;
+  /** An async generator: `break` in a for-await loop, or return(), ends it. */
+  generate(prompt?: string, options?: GenerateOptions): AsyncGenerator<string, void, undefined>;
   classify(text: string, options?: BatchOptions): Promise<Prediction>;
   classify(texts: Iterable<string>, options?: BatchOptions): Promise<Prediction[]>;
   classify(options: TokensOptions<readonly string[]>): Promise<Prediction>;
@@ -244,7 +302,7 @@ export declare class StreamBatcher {
 }
 
 export declare class Sampler {
-  constructor(options?: { temperature?: number; topK?: number | null; topP?: number | null; seed?: number | null });
+  constructor(options?: { temperature?: number; topK?: number | null; topP?: number | null; seed?: number | null } | null);
   readonly temperature: number;
   readonly topK: number | null;
   readonly topP: number | null;
@@ -259,6 +317,7 @@ export declare class StopMatcher {
   flush(): string;
 }
 export declare class SplitMix64 {
+  /** seed: an integer 0 … 2^64 − 1 (ConfigError otherwise). */
   constructor(seed: number | bigint);
   state: bigint;
   next(): bigint;

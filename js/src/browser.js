@@ -11,6 +11,14 @@ export * from "./core/index.js";
 
 let jiebaWeb = null;
 
+/** A string without a scheme ("model.onnx", "/models/m.onnx") is a URL relative to the page (or
+ * worker), as fetch() reads it; a browser has no paths. */
+function pageRelative(source) {
+  if (typeof source !== "string" || /^[a-z][a-z0-9+.-]*:/i.test(source)) return source;
+  const base = globalThis.document?.baseURI ?? globalThis.location?.href;
+  return base ? new URL(source, base) : source;
+}
+
 async function defaultJieba(wasm) {
   if (!jiebaWeb) {
     jiebaWeb = (async () => {
@@ -36,6 +44,7 @@ async function defaultJieba(wasm) {
  */
 export async function loadModel(source, options = {}) {
   const { wasmPaths, jiebaWasm, ...rest } = options ?? {};
+  source = pageRelative(source);
   const ort = rest.ort ?? ortWeb;
   if (wasmPaths !== undefined) ort.env.wasm.wasmPaths = wasmPaths;
   return loadWith(source, { ...rest, ort, jieba: rest.jieba ?? (() => defaultJieba(jiebaWasm)) });

@@ -50,10 +50,16 @@ function cutOther(text, out) {
   }
 }
 
+// out.push(...words) would pass every word as an argument: past ~100k (a long block) that is a
+// RangeError, so words are appended one by one.
+function append(out, words, from = 0, to = words.length) {
+  for (let i = from; i < to; i++) out.push(words[i]);
+}
+
 function cutBlock(jieba, block, hmm, out) {
   const words = jieba.cut(block, hmm);
   if (!hmm) {
-    out.push(...words);
+    append(out, words);
     return;
   }
   for (let i = 0; i < words.length;) {
@@ -64,7 +70,7 @@ function cutBlock(jieba, block, hmm, out) {
       j++;
     }
     if (differs) pySkipSplit(words.slice(i, j).join(""), out);
-    else out.push(...words.slice(i, Math.max(j, i + 1)));
+    else append(out, words, i, Math.max(j, i + 1));
     i = Math.max(j, i + 1);
   }
 }

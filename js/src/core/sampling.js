@@ -19,7 +19,8 @@ export class Sampler {
    * temperature 0 is greedy; topK / topP restrict the candidates; seed repeats runs.
    * @param {{temperature?: number, topK?: number|null, topP?: number|null, seed?: number|null}} [options]
    */
-  constructor({ temperature = 1.0, topK = null, topP = null, seed = null } = {}) {
+  constructor(options = {}) {
+    const { temperature = 1.0, topK = null, topP = null, seed = null } = options ?? {};
     const t = temperature, k = topK ?? null, p = topP ?? null, s = seed ?? null;
     if (!(isNumber(t) && t >= 0 && t < Infinity)) {
       throw new ConfigError(`temperature must be a finite number ≥ 0 (0 is greedy), got ${show(t)}`);

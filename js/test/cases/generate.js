@@ -30,6 +30,35 @@ export default function register(t) {
     equal(new Sampler({ temperature: 0 }).choose([2, 5, 5], null), 1, "greedy ties go to the lowest id");
   });
 
+  t.test("SplitMix64 and Sampler refuse what Python refuses", async (env) => {
+    const { SplitMix64, Sampler } = env.rnnkit;
+    throws(() => new SplitMix64(-1), "ConfigError", "SplitMix64 seed");
+    throws(() => new SplitMix64(1.5), "ConfigError", "SplitMix64 seed");
+    throws(() => new SplitMix64("7"), "ConfigError", "SplitMix64 seed");
+    throws(() => new SplitMix64(2n ** 64n), "ConfigError", "SplitMix64 seed");
+    equal(new SplitMix64(2n ** 64n - 1n).state, 2n ** 64n - 1n, "the largest seed");
+    equal(new SplitMix64(7).next(), new SplitMix64(7n).next(), "a number seed is its BigInt");
+    equal(new Sampler(null).temperature, 1, "Sampler(null) is Sampler()");
+  });
+
+  t.test("generate is an async generator: break and return() end it", async (env) => {
+    const { model } = await load(env, "char_lm");
+    const it = model.generate("这", { maxTokens: 30, seed: 3 });
+    const first = await it.next();
+    equal(first.done, false, "a first piece");
+    deepEqual(await it.return(undefined), { value: undefined, done: true }, "return() ends it");
+    deepEqual(await it.next(), { value: undefined, done: true }, "nothing after return()");
+    let n = 0;
+    for await (const piece of model.generate("这", { maxTokens: 30, seed: 3 })) {
+      equal(typeof piece, "string", "pieces are strings");
+      if (++n === 2) break;
+    }
+    equal(n, 2, "break leaves the loop");
+    const pieces = [];
+    for await (const piece of model.generate("这", { maxTokens: 5, seed: 3 })) pieces.push(piece);
+    equal(pieces[0], first.value, "the same seed gives the same first piece after an early end");
+  });
+
   t.test("bad generate arguments are refused before any piece", async (env) => {
     const { model } = await load(env, "char_lm");
     throws(() => model.generate("x", { temperature: -1 }), "ConfigError", "temperature");

@@ -3,7 +3,7 @@
 // metadata and graph read from the bytes equal Python's; and the protobuf reader, the JSON reader
 // and the schema validator on hand-made inputs.
 
-import { deepEqual, equal, ok, throws } from "../assert.js";
+import { deepEqual, equal, ok, throws, throwsAsync } from "../assert.js";
 import { loads, toPlain } from "../../src/core/pyjson.js";
 import { MAX_FIELDS, readOnnx } from "../../src/core/protobuf.js";
 import { floatRepr, schemaErrors } from "../../src/core/schema.js";
@@ -270,6 +270,32 @@ export default function register(t) {
     await readModelBytes(data, { maxBytes: 0 }).then(() => { throw new Error("not refused"); },
       (e) => equal(e.name, "ConfigError"));
   });
+
+  t.test("loadModel reads an ArrayBuffer, a Blob and a File as it reads the bytes", async (env) => {
+    const g = env.goldens.models.char_lm;
+    const bytes = await env.fetchBytes(g.file);
+    const quiet = { onWarning: () => {} };
+    const want = (await env.loadModel(bytes, quiet)).identity;
+    equal((await env.loadModel(bytes.slice().buffer, quiet)).identity, want, "an ArrayBuffer");
+    equal((await env.loadModel(new Blob([bytes]), quiet)).identity, want, "a Blob");
+    if (typeof File !== "undefined") {
+      const file = new File([bytes], "lm.onnx");
+      equal((await env.loadModel(file, quiet)).identity, want, "a File");
+      await throwsAsync(() => env.loadModel(new File([bytes.subarray(0, 100)], "cut.onnx"), quiet), "ModelFileError",
+        "cut.onnx");
+    }
+  });
+
+  t.test("browser: a string without a scheme is a URL relative to the page", async (env) => {
+    const g = env.goldens.models.char_lm;
+    const quiet = { onWarning: () => {} };
+    const want = (await env.loadModel(await env.fetchBytes(g.file), quiet)).identity;
+    const model = await env.loadModel(`../goldens/${g.file}`, quiet); // the page is js/test/browser/index.html
+    equal(model.identity, want, "a page-relative string");
+    equal((await env.loadModel(new URL(`../goldens/${g.file}`, document.baseURI), quiet)).identity, want, "a URL");
+    await throwsAsync(() => env.loadModel("../goldens/models/no-such-file.onnx", quiet), "ModelNotFoundError",
+      "HTTP 404");
+  }, { only: "browser" });
 
   t.test("the onnxruntime version rule of quantized files", () => {
     deepEqual(versionTuple("1.22.0rc1"), [1, 22, 0]);

@@ -226,4 +226,15 @@ export default function register(t) {
     }
     ok(true, result.join("; "));
   }, { timeout: 300_000 });
+
+  t.test("jieba: a block of 200,000 words cuts (no argument-list overflow), HMM on and off", async (env) => {
+    const jieba = await loadJieba(env);
+    for (const hmm of [true, false]) {
+      const dots = jiebaCut(jieba, "a.".repeat(100_000), hmm);
+      equal(dots.join(""), "a.".repeat(100_000), `HMM ${hmm}: the words join back into the text`);
+      equal(dots.length, 200_000, `HMM ${hmm}: one word per character`);
+      const zh = jiebaCut(jieba, "我爱北京".repeat(50_000), hmm);
+      equal(zh.length, 150_000, `HMM ${hmm}: 我 / 爱 / 北京 repeated`);
+    }
+  }, { timeout: 120_000 });
 }

@@ -54,3 +54,88 @@ async function main(bytes: Uint8Array): Promise<void> {
 }
 
 void main;
+
+// What the README shows, and the ways of loading a model.
+import * as ortWeb from "onnxruntime-web";
+import {
+  BudgetError, MetadataError, RnnkitError, Stream, TagStream, Vocabulary, CharTokenizer, WordTokenizer,
+  WhitespaceTokenizer, tokenizerFromConfig, readModelBytes, openModel, bmesWords, type GenerateOptions,
+  type LoadOptions, type ModelSpec, type Tokenizer,
+} from "rnnkit";
+
+async function loading(bytes: Uint8Array, file: File, blob: Blob): Promise<void> {
+  const options: LoadOptions = { executionProviders: ["wasm"], threads: null, maxBytes: 1 << 26, ort: ortWeb,
+    onWarning: (m: string) => console.log(m) };
+  const fromUrl: Model = await loadModel(new URL("https://example.org/m.onnx"), options);
+  const fromString = await loadModel("/models/m.onnx", { executionProviders: "wasm" });
+  const fromBuffer = await loadModel(bytes.buffer as ArrayBuffer, { executionProviders: "auto" });
+  const fromFile = await loadModel(file, { wasmPaths: "/ort/", jiebaWasm: new URL("/jieba.wasm", "https://x.org") });
+  const fromBlob = await loadModel(blob, { jieba: { cut: (t: string, hmm?: boolean) => [t] } });
+  const withAsyncJieba = await loadModel(bytes, { jieba: async () => ({ cut: (t: string) => [t] }) });
+  const raw: Uint8Array = await readModelBytes(file, { maxBytes: 1 << 20 });
+  const opened = await openModel(raw, { ort: ortWeb, threads: 1 });
+  const spec: ModelSpec = opened.spec;
+  const identity: string = opened.identity;
+  const warnings: string[] = opened.warnings;
+  console.log(fromUrl.task, fromString.spec.task, fromBuffer.nOut, fromFile.labels, fromBlob.vocabSize,
+    withAsyncJieba.warnings, spec.tagScheme, identity, warnings, opened.session.inputNames);
+}
+
+async function using(model: Model, key: Uint8Array): Promise<void> {
+  const options: GenerateOptions = { maxTokens: 20, temperature: 0, topK: null, topP: null, seed: null, stop: null };
+  const it = model.generate("", options);
+  const first = await it.next();
+  if (!first.done) console.log(first.value.length);
+  await it.return(undefined); // an early end cleans up
+  let text = "";
+  for await (const piece of model.generate("这本书", { stop: "。" })) {
+    text += piece;
+    if (text.length > 10) break;
+  }
+  const s: Stream = model.stream(null, { key });
+  const snap: Uint8Array = s.snapshot({ key: "another key" });
+  const again: Stream = model.stream(snap.buffer as ArrayBuffer, { key: "another key" });
+  const restored: Stream = Stream.restore(model, snap, { key: "another key" });
+  const consumed: number = again.consumed + restored.consumed;
+  const logits: Float32Array | null = again.logits;
+  const ts: TagStream = model.tagStream(null, { key });
+  const tsSnap: Uint8Array = ts.snapshot();
+  const tsBack: TagStream = model.tagStream(tsSnap, { key });
+  const tsPending: string = tsBack.pending;
+  const tagged = await model.tag(["我爱北京", "天安门"], { batchSize: 2 });
+  const words: (string[] | null)[] = tagged.map((r) => r.words);
+  const preds = await model.classify(new Set(["好", "差"]));
+  const labels: string[] = preds.map((p) => p.label);
+  const one = await model.classify({ tokens: ["这本书", "很", "好看"] });
+  const mixed = await model.batcher().feed([s, ts], ["好", "看"]);
+  try {
+    await model.classify("");
+  } catch (e) {
+    if (e instanceof MetadataError) console.log(e.key);
+    else if (e instanceof BudgetError) console.log(e.needed, e.allowed);
+    else if (e instanceof RnnkitError) console.log(e.name, e.message);
+  }
+  const cut: string[] = bmesWords(["我", "爱"], ["B", "E"]);
+  console.log(consumed, logits, tsPending, words, labels, one.score, mixed, cut, model.toString());
+}
+
+function tokenizing(): void {
+  const v = Vocabulary.build([["a", "b", "a"]], { minFreq: 1, maxSize: null });
+  const ids: number[] = v.encode(["a", "z"]);
+  const back: string[] = v.decode(ids);
+  const has: boolean = v.has("a");
+  const sum: string = v.checksum();
+  const json: string = v.toJson();
+  const v2: Vocabulary = Vocabulary.fromJson(json);
+  const t1: Tokenizer = new CharTokenizer({ normalize: "NFKC", lowercase: true });
+  const t2: Tokenizer = new WhitespaceTokenizer({ keepWhitespace: false });
+  const t3: Tokenizer = new WordTokenizer({ hmm: false, jieba: { cut: (x: string) => [x] } });
+  const t4: Tokenizer = tokenizerFromConfig(t1.toConfig(), { jieba: null });
+  const split: { index: number; exact: boolean } = t3.findSplit("我爱");
+  const pieces: string[] = t1.pieces("ＡＢ");
+  console.log(back, has, sum, v2.equals(v), t2.separator, t4.kind, split, pieces, t1.detokenize(["a"]), t1.segmenter);
+}
+
+void loading;
+void using;
+void tokenizing;
