@@ -9,11 +9,13 @@ import { checkText, cpLength, typeName, wellFormed } from "./util.js";
 
 export const FEED_CHARS = 16_384; // code points tokenized at a time by feed, as a live stream would get them
 
-/** Runs fn after every call queued on `holders` (streams), and makes it the call they wait on next. */
+/** Runs fn after every call queued on `holders` (streams), and makes it the call they wait on next.
+ * A holder's _tail may be a call that rejects (Stream.step's direct path): fn runs after it either way. */
 export function serial(holders, fn) {
-  const before = holders.length === 1 ? holders[0]._tail : Promise.all(holders.map((h) => h._tail));
+  const before = holders.length === 1 ? holders[0]._tail : Promise.allSettled(holders.map((h) => h._tail));
   for (const h of holders) h._busy++; // queued or running: snapshot() and fork() must wait for it
-  const run = before.then(fn).finally(() => {
+  const go = () => fn();
+  const run = before.then(go, go).finally(() => {
     for (const h of holders) h._busy--;
   });
   const settled = run.then(() => undefined, () => undefined);
@@ -41,7 +43,12 @@ export class Stream {
   /** Advance one token; resolve to the logits (n_out) after it. Held-back text is consumed first. */
   step(tokenId) {
     const token = checkTokenId(tokenId, this._size);
-    return serial([this], () => this._step(token));
+    if (this._busy !== 0) return serial([this], () => this._step(token));
+    // nothing queued or running on this stream: run now, without a promise chain to wait on
+    this._busy++;
+    const run = this._stepNow(token);
+    this._tail = run;
+    return run;
   }
 
   /** Tokenize and consume text; resolve to the logits of the last consumed step, or null when
@@ -128,6 +135,14 @@ export class Stream {
     return twin;
   }
 
+  async _stepNow(token) {
+    try {
+      return await this._step(token);
+    } finally {
+      this._busy--;
+    }
+  }
+
   async _step(token) {
     if (this._pending) await this._flush();
     const { logits, state } = await this.model._call(BigInt64Array.of(BigInt(token)), 1, 1, this._state);
@@ -170,6 +185,15 @@ export class Stream {
   async _feedIds(ids, every = false) {
     const kept = every ? new Float32Array(ids.length * this.model.nOut) : null;
     const tokens = BigInt64Array.from(ids, BigInt);
+    if (ids.length <= this.model.callLength(1)) { // one session call: no chunking generator
+      const n = this.model.nOut, steps = ids.length;
+      const { logits, state } = await this.model._call(tokens, 1, steps, this._state);
+      this._state = state;
+      this._logits = steps === 1 ? logits : logits.slice((steps - 1) * n, steps * n);
+      this.consumed += steps;
+      if (kept) kept.set(logits, 0);
+      return every ? kept : this._logits;
+    }
     for await (const { start, logits, steps, state } of this.model._chunks(tokens, 1, ids.length, this._state)) {
       const n = this.model.nOut;
       this._state = state;
