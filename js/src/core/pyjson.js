@@ -19,6 +19,7 @@ export class JsonError extends Error {
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const ESCAPES = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
 const NUMBER = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?/y;
+const MAX_INT_DIGITS = 4300; // sys.get_int_max_str_digits() by default
 
 function fail(text, what, pos) {
   // Python counts characters (code points), JavaScript UTF-16 units: count the pairs before pos
@@ -109,7 +110,13 @@ function scalar(text, pos) {
   NUMBER.lastIndex = pos;
   const m = NUMBER.exec(text);
   if (m === null) return null;
-  const value = m[1] === undefined && m[2] === undefined ? BigInt(m[0]) : Number(m[0]);
+  const integer = m[1] === undefined && m[2] === undefined;
+  const digits = m[0].length - (m[0][0] === "-" ? 1 : 0);
+  if (integer && digits > MAX_INT_DIGITS) { // Python's int-from-text limit (a ValueError there too)
+    throw new JsonError(`Exceeds the limit (${MAX_INT_DIGITS} digits) for integer string conversion: value has `
+      + `${digits} digits; use sys.set_int_max_str_digits() to increase the limit`);
+  }
+  const value = integer ? BigInt(m[0]) : Number(m[0]);
   return [value, pos + m[0].length];
 }
 

@@ -16,6 +16,7 @@
 
 import { ConfigError, StateError } from "./errors.js";
 import { hmacSha256, sha256 } from "./sha256.js";
+import { loads } from "./pyjson.js";
 import { typeName } from "./util.js";
 
 export const MAGIC = "RNNKSNAP";
@@ -205,10 +206,11 @@ export function unpack(model, input, kind, { key = null } = {}) {
   return { header, state, logits };
 }
 
-// -- JSON read with Python's json.loads rules --------------------------------------------------
-// Integers and floats stay apart (Python's `type(x) is int` checks tell 5 from 5.0), NaN and
-// Infinity are floats, duplicate keys keep the last value, and strings may not hold raw
-// control characters. An integer is a Number (a BigInt past 2^53); a float a PyFloat.
+// -- the header as Python's json.loads reads it ----------------------------------------------
+// pyjson.js parses (Python's rules: NaN and Infinity are floats, duplicate keys keep the last
+// value, ints apart from floats); the tree is then made what the checks below and tagging.js
+// read: objects as plain objects, an int as a Number (a BigInt past 2^53), a float as a PyFloat,
+// so `type(x) is int` checks still tell 5 from 5.0.
 
 /** A JSON number with a fraction or an exponent (a Python float). */
 export class PyFloat {
@@ -235,131 +237,29 @@ export function pyEqual(x, want) {
   return (typeof n === "number" || typeof n === "bigint") && n == want; // eslint-disable-line eqeqeq
 }
 
-const NUMBER = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?/y;
-const MAX_INT_DIGITS = 4300; // Python's int parsing limit
+const MAX_DEPTH = 1000; // past Python's recursion limit json.loads fails
 
-/** Parse JSON text as Python's json.loads does; throws SyntaxError where it would fail. */
+/** Parse JSON text as Python's json.loads does; throws where it would fail. `lone`: a string
+ * (or key) holds a lone surrogate. */
 export function parsePythonJson(text) {
-  let at = 0, lone = false;
-  const fail = () => {
-    throw new SyntaxError(`bad JSON at ${at}`);
+  const { value, depth } = loads(text);
+  if (depth > MAX_DEPTH) throw new SyntaxError("JSON nested too deep");
+  let lone = false;
+  const str = (s) => {
+    if (!s.isWellFormed()) lone = true;
+    return s;
   };
-  const space = () => {
-    while (at < text.length && " \t\n\r".includes(text[at])) at++;
-  };
-  const literal = (word, value) => {
-    if (!text.startsWith(word, at)) return undefined;
-    at += word.length;
-    return { value };
-  };
-  const string = () => {
-    at++; // the opening quote
-    let out = "";
-    for (;;) {
-      if (at >= text.length) fail();
-      const c = text[at];
-      if (c === "\"") {
-        at++;
-        break;
-      }
-      if (c < " ") fail(); // strict: raw control characters
-      if (c !== "\\") {
-        const next = text.indexOf("\"", at), escape = text.indexOf("\\", at);
-        let end = next < 0 ? text.length : next;
-        if (escape >= 0 && escape < end) end = escape;
-        const run = text.slice(at, end);
-        if (/[\x00-\x1f]/.test(run)) fail();
-        out += run;
-        at = end;
-        continue;
-      }
-      const e = text[at + 1];
-      const simple = { "\"": "\"", "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" }[e];
-      if (simple !== undefined) {
-        out += simple;
-        at += 2;
-      } else if (e === "u") {
-        const hex = text.slice(at + 2, at + 6);
-        if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail();
-        out += String.fromCharCode(parseInt(hex, 16));
-        at += 6;
-      } else {
-        fail();
-      }
-    }
-    if (!out.isWellFormed()) lone = true;
-    return out;
-  };
-  const value = (depth) => {
-    if (depth > 1000) fail(); // Python's recursion limit
-    space();
-    const c = text[at];
-    if (c === "{") {
-      at++;
+  const convert = (v) => {
+    if (typeof v === "string") return str(v);
+    if (typeof v === "bigint") return v >= -(2n ** 53n) && v <= 2n ** 53n ? Number(v) : v;
+    if (typeof v === "number") return new PyFloat(v);
+    if (Array.isArray(v)) return v.map(convert);
+    if (v instanceof Map) {
       const obj = Object.create(null);
-      space();
-      if (text[at] === "}") {
-        at++;
-        return obj;
-      }
-      for (;;) {
-        space();
-        if (text[at] !== "\"") fail();
-        const k = string();
-        space();
-        if (text[at] !== ":") fail();
-        at++;
-        obj[k] = value(depth + 1);
-        space();
-        if (text[at] === ",") {
-          at++;
-          continue;
-        }
-        if (text[at] === "}") {
-          at++;
-          return obj;
-        }
-        fail();
-      }
+      for (const [k, x] of v) obj[str(k)] = convert(x);
+      return obj;
     }
-    if (c === "[") {
-      at++;
-      const arr = [];
-      space();
-      if (text[at] === "]") {
-        at++;
-        return arr;
-      }
-      for (;;) {
-        arr.push(value(depth + 1));
-        space();
-        if (text[at] === ",") {
-          at++;
-          continue;
-        }
-        if (text[at] === "]") {
-          at++;
-          return arr;
-        }
-        fail();
-      }
-    }
-    if (c === "\"") return string();
-    const word = literal("null", null) ?? literal("true", true) ?? literal("false", false)
-      ?? literal("NaN", new PyFloat(NaN)) ?? literal("Infinity", new PyFloat(Infinity))
-      ?? literal("-Infinity", new PyFloat(-Infinity));
-    if (word) return word.value;
-    NUMBER.lastIndex = at;
-    const m = NUMBER.exec(text);
-    if (!m) fail();
-    at += m[0].length;
-    if (m[1] !== undefined || m[2] !== undefined) return new PyFloat(Number(m[0]));
-    if (m[0].replace("-", "").length > MAX_INT_DIGITS) fail();
-    const n = BigInt(m[0]);
-    return n >= -(2n ** 53n) && n <= 2n ** 53n ? Number(n) : n;
+    return v; // null, true, false
   };
-  const result = value(0);
-  space();
-  if (at !== text.length) fail();
-  return { value: result, lone };
+  return { value: convert(value), lone };
 }

@@ -137,7 +137,16 @@ export default function register(t) {
       "lone surrogate": (h) => JSON.stringify(h).replace(`"pending":""`, `"pending":"\\ud800"`),
       "not an object": () => "[1]",
       "NaN": (h) => JSON.stringify(h).replace(`"consumed":${h.consumed}`, `"consumed":NaN`),
+      "consumed 3e0": (h) => JSON.stringify(h).replace(`"consumed":${h.consumed}`, `"consumed":${h.consumed}e0`),
+      "nested 5,000 deep": (h) => JSON.stringify(h).replace(`"pending":""`, `"pending":${"[".repeat(5000)}${"]".repeat(5000)}`),
+      "an int of 5,000 digits": (h) => JSON.stringify(h).replace(`"consumed":${h.consumed}`, `"consumed":${"9".repeat(5000)}`),
     };
+    // Python's json.loads keeps the last of a repeated key: so does the reader
+    equal(model.stream(reseal(rewrite(good, (h) => JSON.stringify(h).replace(`"consumed":`, `"consumed":77,"consumed":`))))
+      .consumed, 3, "a repeated key: the last wins");
+    // a key Python does not read is ignored, as there; one spelled __proto__ is just a key
+    equal(model.stream(reseal(rewrite(good, (h) => JSON.stringify(h).replace(`"pending":""`,
+      `"pending":"","__proto__":{"kind":"tag","consumed":9}`)))).consumed, 3, "a key spelled __proto__");
     for (const [what, edit] of Object.entries(edits)) {
       throws(() => model.stream(reseal(rewrite(good, edit))), "StateError", undefined, what);
     }
