@@ -232,7 +232,8 @@ export class Model {
    * Ends at <eos>, after maxTokens tokens, or before the first stop string. The arguments are
    * checked now, before the first piece is asked for.
    */
-  generate(prompt = "", { maxTokens = 100, temperature = 1.0, topK = null, topP = null, seed = null, stop = null } = {}) {
+  generate(prompt = "", options = {}) {
+    const { maxTokens = 100, temperature = 1.0, topK = null, topP = null, seed = null, stop = null } = options ?? {};
     this._require("lm", "generate");
     checkText(prompt, "prompt");
     if (!(typeof maxTokens === "number" && Number.isInteger(maxTokens) && maxTokens >= 0)) {

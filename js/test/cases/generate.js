@@ -1,5 +1,5 @@
 // generate: Python's pieces for the same seed (SplitMix64 and the same float64 steps); refusals.
-import { deepEqual, equal, throws } from "../assert.js";
+import { deepEqual, equal, ok, throws } from "../assert.js";
 import { load, models } from "./core_util.js";
 
 const collect = async (it) => {
@@ -57,6 +57,9 @@ export default function register(t) {
     const pieces = [];
     for await (const piece of model.generate("这", { maxTokens: 5, seed: 3 })) pieces.push(piece);
     equal(pieces[0], first.value, "the same seed gives the same first piece after an early end");
+    const defaults = [];
+    for await (const piece of model.generate("这", null)) defaults.push(piece);
+    ok(defaults.length > 0, "null options are the defaults");
   });
 
   t.test("bad generate arguments are refused before any piece", async (env) => {
