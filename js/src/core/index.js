@@ -19,6 +19,7 @@ export { MAX_SEED, Sampler, StopMatcher } from "./sampling.js";
 export { SplitMix64 } from "./rng.js";
 export { KINDS, SIGNED, VERSION as SNAPSHOT_VERSION } from "./snapshot.js";
 export { CharTokenizer, WhitespaceTokenizer, WordTokenizer, tokenizerFromConfig } from "./tokenizers.js";
+export { JiebaDictionary } from "./jiebadict.js";
 export { Vocabulary } from "./vocab.js";
 export { UNICODE_VERSION } from "./text.js";
 
@@ -36,10 +37,12 @@ export function needsJieba(config) {
  * source: bytes (Uint8Array, ArrayBuffer), or what readModelBytes reads (a URL, a Blob; a
  * path in Node). ort: the onnxruntime module (onnxruntime-node or onnxruntime-web). jieba:
  * { cut(text, hmm) } or an async function giving one, asked for only by jieba word models.
+ * jiebaDictionary: jieba's prefix dictionary (a JiebaDictionary, the text of jieba-freq.txt, or
+ * a function giving or resolving to either), read only when a jieba word stream first cuts.
  * The file is read and its graph checked before onnxruntime sees it.
  */
 export async function loadModel(source, options = {}) {
-  const { ort, jieba = null, onWarning, ...rest } = options ?? {};
+  const { ort, jieba = null, jiebaDictionary = null, onWarning, ...rest } = options ?? {};
   if (!ort || typeof ort.InferenceSession?.create !== "function" || typeof ort.Tensor !== "function") {
     throw new MissingDependencyError("loadModel needs onnxruntime: pass { ort } (onnxruntime-node or "
       + "onnxruntime-web), or import rnnkit's node or browser entry, which brings its own");
@@ -61,7 +64,7 @@ export async function loadModel(source, options = {}) {
     warnings.push(message);
     warn(message);
   };
-  const tokenizer = tokenizerFromConfig(spec.tokenizer, { jieba: cutter, onWarning: onTokenizerWarning });
+  const tokenizer = tokenizerFromConfig(spec.tokenizer, { jieba: cutter, jiebaDictionary, onWarning: onTokenizerWarning });
   const vocab = new Vocabulary(spec.vocab);
   return Model.create({ spec, session: opened.session, identity: opened.identity, warnings, budget: opened.budget,
     tokenizer, vocab, ort, name });

@@ -202,6 +202,7 @@ export class Model {
    */
   stream(snapshot = null, options = {}) {
     [snapshot, options] = snapshotArgs(snapshot, options);
+    this.tokenizer.ready(); // starts loading what a stream's cut needs (jieba's dictionary); feed awaits it
     return snapshot === null ? new Stream(this, options) : Stream.restore(this, snapshot, options);
   }
 
@@ -214,6 +215,7 @@ export class Model {
   tagStream(snapshot = null, options = {}) {
     this._require("tag", "tagStream");
     [snapshot, options] = snapshotArgs(snapshot, options);
+    this.tokenizer.ready(); // starts loading what a stream's cut needs (jieba's dictionary); feed awaits it
     return snapshot === null ? new TagStream(this, options) : TagStream.restore(this, snapshot, options);
   }
 

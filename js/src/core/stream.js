@@ -153,6 +153,8 @@ export class Stream {
   }
 
   async _feed(text) {
+    const loading = this.model.tokenizer.ready(); // a jieba word stream's first cut loads jieba's dictionary
+    if (loading) await loading;
     const cps = Array.from(text);
     let logits = null;
     for (let start = 0; start < cps.length; start += FEED_CHARS) { // a long text costs one piece's tokens

@@ -126,7 +126,11 @@ export class TagStream {
   /** Consume text; resolve to the tokens (and words) settled by it, in order. */
   feed(text) {
     checkText(text);
-    return serial([this.stream], async () => this._accept(await this._run(this._takeIds(text))));
+    return serial([this.stream], async () => {
+      const loading = this.model.tokenizer.ready(); // a jieba word stream's first cut loads jieba's dictionary
+      if (loading) await loading;
+      return this._accept(await this._run(this._takeIds(text)));
+    });
   }
 
   /** The text ends (with text, if given): tag everything still open, return it, start over. */

@@ -1,9 +1,11 @@
 // Text → tokens, a port of runtime/tokenizers.py: the same pieces (per-character normalisation
 // from the generated tables of unicode.js), the same tokens and spans (in code points), the same
-// stream cuts, the same refusals. The one difference is how a word (jieba) stream cuts inside a
-// run of Chinese text (plan decision 6, below): jieba-wasm does not expose jieba's DAG and FREQ.
-import { ConfigError, MetadataError, MissingDependencyError } from "./errors.js";
+// stream cuts, the same refusals. A jieba word stream's cut reads jieba's prefix dictionary,
+// which jieba-wasm does not expose: it comes from jieba-freq.txt (jiebadict.js), loaded only
+// when a stream first needs it.
+import { ConfigError, MetadataError, MissingDependencyError, StateError } from "./errors.js";
 import { JIEBA_VERSION, inBlock, jiebaCut } from "./jieba.js";
+import { JiebaDictionary } from "./jiebadict.js";
 import { NORMALIZATIONS, cpLength, isSpace, pieces as textPieces } from "./text.js";
 import { checkText, show } from "./util.js";
 
@@ -14,7 +16,8 @@ export const MAX_WORD = 512;
 /** How a word-level tokenizer cuts words. */
 export const SEGMENTERS = Object.freeze(["jieba", "whitespace"]);
 const WINDOW = 256; // input characters findSplit reads first; it reads further back only if undecided
-const LONGEST = 16; // the longest word of jieba 0.42.1's dictionary
+// Scores closer than this are a tie (rule d of docs/FORMAT.md, "Chunked input"), as in Python.
+const TIE = 1e-6;
 
 function token(text, start, end) {
   return Object.freeze({ text, start, end });
@@ -99,6 +102,12 @@ export class Tokenizer {
     return splitPoint(this.splitPoint(text), true);
   }
 
+  /** What findSplit needs loaded first: null when it can cut now, else a promise that resolves
+   * when it can (a stream awaits it before it cuts; only jieba word tokenizers load anything). */
+  ready() {
+    return null;
+  }
+
   /** The config stored in rnnkit.tokenizer (Python's keys). */
   toConfig() {
     return { kind: this.kind, normalize: this.normalize, lowercase: this.lowercase, keep_whitespace: this.keepWhitespace };
@@ -139,18 +148,20 @@ export class CharTokenizer extends Tokenizer {
  *
  *     new WordTokenizer({ jieba }).tokenize("我爱北京")  // ["我", "爱", "北京"]
  *
- * A stream's cut (findSplit) is decision 6's, not Python's: everything before the trailing jieba
- * block is final (cuts never cross a block border) and the block is held back whole, unless it
- * passes MAX_HELD normalised characters: then the cut is after the last word of the block's cut
- * that ends at least 16 characters before its end (exact: false). So a word stream gives the
- * whole text's tokens whenever no open run of block characters passes 48.
+ * A stream's cut (findSplit) is Python's (docs/FORMAT.md, "Chunked input"): it reads jieba's
+ * prefix dictionary, from `dictionary` — a JiebaDictionary, the text of jieba-freq.txt, or a
+ * function giving (or resolving to) either — loaded by ready(), which a stream awaits before its
+ * first cut. Tokenizing whole texts never loads it.
  */
 export class WordTokenizer extends Tokenizer {
-  constructor({ hmm = true, jiebaVersion = null, jieba = null, ...rest } = {}) {
+  constructor({ hmm = true, jiebaVersion = null, jieba = null, dictionary = null, ...rest } = {}) {
     super(rest);
     this.hmm = Boolean(hmm);
     this.jiebaVersion = jiebaVersion || JIEBA_VERSION;
     this._jieba = jieba;
+    this._dictionary = dictionary;
+    this._dict = dictionary instanceof JiebaDictionary ? checkDictionary(dictionary) : null;
+    this._loading = null;
   }
 
   get kind() { return "word"; }
@@ -187,7 +198,30 @@ export class WordTokenizer extends Tokenizer {
     return this.findSplit(text).index;
   }
 
-  /** Where a stream may cut `text` (code points): {index, exact}. Reads only the end of the text. */
+  /** Load jieba's dictionary (once; a failed load is tried again on the next call): null when
+   * it is loaded (or there is none to load: then a cut inside Chinese text throws
+   * MissingDependencyError), else a promise that resolves when it is. */
+  ready() {
+    if (this._dict || !this._dictionary) return null;
+    if (!this._loading) {
+      this._loading = (async () => {
+        const source = this._dictionary;
+        let dict = typeof source === "function" ? await source() : source;
+        if (typeof dict === "string") dict = JiebaDictionary.parse(dict);
+        if (!(dict instanceof JiebaDictionary)) {
+          throw new ConfigError("jieba's dictionary must be a JiebaDictionary or the text of jieba-freq.txt");
+        }
+        this._dict = checkDictionary(dict);
+      })();
+      this._loading.catch(() => {
+        this._loading = null;
+      });
+    }
+    return this._loading;
+  }
+
+  /** Where a stream may cut `text` (code points): {index, exact}. Reads only the end of the text;
+   * a cut inside a run of Chinese text needs jieba's dictionary loaded (ready()). */
   findSplit(text) {
     const chars = Array.from(checkText(text));
     for (let size = WINDOW; ; size *= 4) {
@@ -226,28 +260,95 @@ export class WordTokenizer extends Tokenizer {
     return whole ? splitPoint(0, true) : null;
   }
 
-  // The cut inside the trailing block (normalised code points), 0 for its start.
+  // The cut inside the trailing jieba block (normalised code points), 0 for its start: Python's
+  // _cut_block, rules (a)-(d) and the backstop of docs/FORMAT.md. allowed(p): p falls between
+  // input characters.
   _cutBlock(block, allowed) {
+    const dict = this._dict;
+    if (!dict) {
+      if (!this._dictionary) throw noDictionary();
+      throw new StateError("a jieba word stream's cut needs jieba's dictionary, which is not loaded yet: "
+        + "await tokenizer.ready() first (streams do)");
+    }
+    const longest = dict.longest;
     const n = block.length;
-    if (n <= MAX_HELD) return splitPoint(0, true);
-    const low = n - MAX_HELD;
-    const high = n - LONGEST;
-    let forced = 0;
-    let end = 0;
-    for (const word of this._cut(block.join(""))) {
-      end += cpLength(word);
-      if (end > high) break;
-      if (end >= low && allowed(end)) forced = end;
+    const dag = dict.dag(block); // dag[i]: the last index of every word starting at i, ascending
+    const route = dict.route(block, dag);
+    // (a) free[p]: no word of the known text crosses p
+    const free = new Array(n + 1).fill(false);
+    for (let p = 1, reach = 0; p < n; p++) {
+      reach = Math.max(reach, dag[p - 1][dag[p - 1].length - 1]);
+      free[p] = reach < p;
     }
-    if (!forced) { // no word ends in [low, high]: cut inside one, at an input-character boundary
-      for (let p = high; p >= low && !forced; p--) if (allowed(p)) forced = p;
+    // (b) FREQ's keys are prefix-closed, so a word can start at i and run past the end only if
+    // block[i:] is a key: no cut after the first such i
+    let last = n;
+    for (let i = Math.max(0, n - longest); i < n; i++) {
+      if (dict.has(block, i, n)) {
+        last = i;
+        break;
+      }
     }
-    return forced ? splitPoint(forced, false) : splitPoint(0, true);
+    const words = []; // [start, end] of each word of jieba's route
+    for (let x = 0; x < n;) {
+      const y = route[x][1] + 1;
+      // (d) a (near) tie at x, as in 忙忙忙 = 忙忙+忙 = 忙+忙忙: no cut after it
+      if (last > x && nearTie(dict, block, dag, route, x)) last = x;
+      words.push([x, y]);
+      x = y;
+    }
+    // (c) a multi-character word ends at the cut
+    let exact = 0;
+    for (let w = words.length - 1; w >= 0; w--) {
+      const [start, end] = words[w];
+      if (end - start > 1 && end <= last && end < n && free[end] && allowed(end)) {
+        exact = end;
+        break;
+      }
+    }
+    if (n - exact <= MAX_HELD) return splitPoint(exact, true);
+    // Backstop: a word boundary in [n - MAX_HELD, n - longest] (a free one if there is one)
+    const low = n - MAX_HELD, high = n - longest;
+    const ends = words.map(([, end]) => end).filter((end) => low <= end && end <= high && allowed(end));
+    let forced = -1;
+    for (const end of ends) if (free[end] && end > forced) forced = end;
+    if (forced < 0) for (const end of ends) if (end > forced) forced = end;
+    if (forced < 0) { // every boundary falls inside one input character's normalisation
+      forced = exact;
+      for (let p = high; p >= low; p--) {
+        if (allowed(p)) {
+          forced = p;
+          break;
+        }
+      }
+    }
+    return forced > exact ? splitPoint(forced, false) : splitPoint(exact, true);
   }
 
   toConfig() {
     return { ...super.toConfig(), hmm: this.hmm, mode: "precise", jieba_version: this.jiebaVersion };
   }
+}
+
+/** Whether jieba's best and second-best word at x score within TIE of each other. */
+function nearTie(dict, block, dag, route, x) {
+  if (dag[x].length < 2) return false;
+  const scores = dag[x].map((y) => dict.logFreq(block, x, y + 1) - dict.logTotal + route[y + 1][0]);
+  scores.sort((a, b) => a - b);
+  return scores[scores.length - 1] - scores[scores.length - 2] < TIE;
+}
+
+function noDictionary() {
+  return new MissingDependencyError("a jieba word stream's cut needs jieba's dictionary (rnnkit's "
+    + "src/core/jieba-freq.txt): pass { jiebaDictionary } to loadModel or { dictionary } to the tokenizer, "
+    + "or use rnnkit's node or browser entry, which loads it");
+}
+
+function checkDictionary(dict) {
+  if (dict.version !== JIEBA_VERSION) {
+    throw new ConfigError(`jieba's dictionary is jieba ${show(dict.version)}'s; rnnkit cuts as jieba ${JIEBA_VERSION} does`);
+  }
+  return dict;
 }
 
 /**
@@ -315,10 +416,11 @@ const TYPED_KEYS = [["lowercase", "boolean", "true or false"], ["keep_whitespace
  * (MetadataError, key "rnnkit.tokenizer").
  *
  * options.jieba: jieba-wasm (`{ cut(text, hmm) }`), needed by jieba word tokenizers to tokenize;
+ * options.jiebaDictionary: what their streams' cuts read (WordTokenizer's `dictionary`);
  * options.onWarning(message): told when the file's jieba_version is not the 0.42.1 this
  * runtime cuts as (its cuts, and so its ids, may differ).
  */
-export function tokenizerFromConfig(config, { jieba = null, onWarning = null } = {}) {
+export function tokenizerFromConfig(config, { jieba = null, jiebaDictionary = null, onWarning = null } = {}) {
   if (config instanceof Map) config = Object.fromEntries(config);
   if (config === null || typeof config !== "object" || Array.isArray(config)) {
     throw new MetadataError("tokenizer config must be a JSON object", "rnnkit.tokenizer");
@@ -339,7 +441,7 @@ export function tokenizerFromConfig(config, { jieba = null, onWarning = null } =
     if (config.kind === "word" && segmenter === "whitespace") return new WhitespaceTokenizer(common);
     if (config.kind === "word" && segmenter === "jieba") {
       const tok = new WordTokenizer({ ...common, hmm: has("hmm") ? config.hmm : true,
-        jiebaVersion: has("jieba_version") ? config.jieba_version : null, jieba });
+        jiebaVersion: has("jieba_version") ? config.jieba_version : null, jieba, dictionary: jiebaDictionary });
       if (tok.jiebaVersion !== JIEBA_VERSION && typeof onWarning === "function") {
         onWarning(`this model's words were cut by jieba ${tok.jiebaVersion} and rnnkit's JavaScript runtime cuts as `
           + `jieba ${JIEBA_VERSION} does; cuts may differ: re-export the model with jieba==${JIEBA_VERSION} for `

@@ -18,11 +18,3 @@ export const tagResult = (r) => ({ pairs: [...r].map((p) => [...p]), spans: r.sp
 export const b64decode = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 export const b64encode = (bytes) => btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
 export const register = (t, names) => names;
-// A jieba word stream holds back the whole open jieba block (docs/DECISIONS.md, "Word streams in
-// JavaScript"), where Python cuts inside it: what a feed consumes differs, what a flush ends with
-// does not. Per-feed answers are compared only for the other tokenizers.
-export const holdsBlocks = (g) => g.tokenizer === "jieba";
-/** JS holds back at least what Python does: Python's pending text ends JS's. */
-export function heldAtLeast(jsPending, pyPending) {
-  return jsPending.endsWith(pyPending) && jsPending.length >= pyPending.length;
-}

@@ -147,17 +147,84 @@ export default function register(t) {
     ok(checked > 10_000, `${checked} prefixes checked`);
   }, { timeout: 120_000 });
 
+  t.test("tokenizers: jieba word split points (index and exact) equal Python's find_split on every prefix", async (env) => {
+    const { texts, splits } = await golden(env, "splits");
+    const jieba = await loadJieba(env);
+    const dictionary = await env.rnnkit.loadJiebaDictionary();
+    const counts = [];
+    let total = 0;
+    for (const [name, want] of Object.entries(splits)) {
+      const config = (await golden(env, "cases")).tokenizers[name].config;
+      const tok = tokenizerFromConfig(config, { jieba, jiebaDictionary: dictionary });
+      equal(tok.ready(), null, `${name}: a tokenizer given a parsed dictionary is ready`);
+      let same = 0, all = 0, forced = 0;
+      const firstBad = [];
+      texts.forEach((text, i) => {
+        const cps = Array.from(text);
+        want[i].forEach((w, k) => {
+          const s = tok.findSplit(cps.slice(0, k).join(""));
+          const got = s.exact ? s.index : ~s.index;
+          all++;
+          if (w < 0) forced++;
+          if (got === w) same++;
+          else if (firstBad.length < 5) firstBad.push(`text ${i} prefix ${k}: ${got} (Python ${w})`);
+        });
+      });
+      equal(same, all, `${name}: split points equal to Python's; first differences: ${firstBad.join("; ")}`);
+      counts.push(`${name} ${same}/${all} (${forced} forced)`);
+      total += all;
+    }
+    equal(counts.length, 4, "the four jieba configs");
+    ok(total > 100_000, `${total} prefixes: ${counts.join("; ")}`);
+  }, { timeout: 300_000 });
+
+  t.test("tokenizers: a jieba word tokenizer loads its dictionary only for a stream's cut", async (env) => {
+    const jieba = await loadJieba(env);
+    const config = { kind: "word", normalize: "NFKC", lowercase: false, keep_whitespace: true, hmm: true,
+      mode: "precise", jieba_version: "0.42.1" };
+    let asked = 0;
+    const dictionary = async () => {
+      asked++;
+      return env.rnnkit.loadJiebaDictionary();
+    };
+    const tok = tokenizerFromConfig(config, { jieba, jiebaDictionary: dictionary });
+    deepEqual(tok.tokenize("我爱北京天安门"), ["我", "爱", "北京", "天安门"], "tokenize");
+    deepEqual(tok.findSplit("我爱。"), { index: 3, exact: true }, "a cut outside Chinese text needs no dictionary");
+    equal(asked, 0, "neither loads the dictionary");
+    throws(() => tok.findSplit("我们喜欢读书"), "StateError", "ready()");
+    const loading = tok.ready();
+    ok(loading instanceof Promise, "ready() loads it");
+    equal(tok.ready(), loading, "once");
+    await loading;
+    equal(tok.ready(), null, "then it is ready");
+    equal(asked, 1, "asked once");
+    deepEqual(tok.findSplit("我们喜欢读书"), { index: 4, exact: true }, "a cut inside Chinese text, as Python's");
+    const bare = tokenizerFromConfig(config, { jieba });
+    equal(bare.ready(), null, "no dictionary to load");
+    throws(() => bare.findSplit("我们喜欢读书"), "MissingDependencyError", "jieba's dictionary");
+    let tries = 0;
+    const flaky = tokenizerFromConfig(config, { jieba, jiebaDictionary: async () => {
+      tries++;
+      if (tries === 1) throw new Error("not found");
+      return env.rnnkit.loadJiebaDictionary();
+    } });
+    await flaky.ready().then(() => ok(false, "the first load fails"), (e) => equal(e.message, "not found", "its error"));
+    await flaky.ready();
+    equal(tries, 2, "a failed load is tried again");
+  });
+
   t.test("tokenizers: streams in chunks give the whole text's tokens (word: when no block passes 48)", async (env) => {
     const cases = await golden(env, "cases");
     const jieba = await loadJieba(env);
+    const jiebaDictionary = await env.rnnkit.loadJiebaDictionary();
     let longRuns = 0;
     for (const [name, c] of Object.entries(cases.tokenizers)) {
-      const tok = tokenizerFromConfig(c.config, { jieba });
+      const tok = tokenizerFromConfig(c.config, { jieba, jiebaDictionary });
       cases.texts.forEach((text, i) => {
         for (const size of [1, 2, 5, 13]) {
           const got = streamTokens(tok, text, size);
           if (c.maxBlock && c.maxBlock[i] > MAX_HELD) {
-            // a forced cut: the tokens may differ from the whole text's, but their spans stay in order
+            // a forced cut (as in Python): the tokens may differ from the whole text's, but their spans stay in order
             let end = 0;
             for (const [, a, b] of got) {
               ok(a >= end && b > a, `${name}: text ${i} streamed in chunks of ${size}: span [${a}, ${b}) after ${end}`);

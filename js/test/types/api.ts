@@ -1,6 +1,7 @@
 // Uses the public API as an application would: `npx tsc -p test/types` checks index.d.ts.
 import {
   loadModel, ConfigError, StateError, SplitMix64, Sampler, StopMatcher, TagResult, type Model, type Prediction,
+  JiebaDictionary, loadJiebaDictionary,
 } from "rnnkit";
 
 async function main(bytes: Uint8Array): Promise<void> {
@@ -19,6 +20,10 @@ async function main(bytes: Uint8Array): Promise<void> {
   const twin = back.fork();
   twin.reset();
   const pending: string = twin.pending;
+  const dict: JiebaDictionary = await loadJiebaDictionary();
+  const route: [number, number][] = dict.route(["北", "京"], dict.dag(["北", "京"]));
+  const loading: Promise<void> | null = model.tokenizer.ready();
+  await loadModel(bytes, { jiebaDictionary: async () => dict });
   const p: Prediction | null = model.task === "classify" ? s.prediction() : null;
   for await (const piece of model.generate("这", { maxTokens: 5, temperature: 0.8, topK: 10, topP: 0.9, seed: 1, stop: ["。"] })) {
     const x: string = piece;
