@@ -58,7 +58,8 @@ def render() -> str:
     freqs = sorted({freq[w] for w in words if freq[w]})
     header = {"jieba": version, "total": total, "logtotal": math.log(total), "keys": len(freq),
               "freqs": len(freqs), "words": len(words)}
-    lines = ["# jieba's dict.txt words and frequencies, for rnnkit's word streams (js/tools/gen_jieba_dict.py)",
+    lines = ["# jieba's dict.txt words and frequencies (jieba by Sun Junyi, MIT License), for rnnkit's word "
+             "streams (js/tools/gen_jieba_dict.py)",
              json.dumps(header)]
     lines += [f"{f}\t{math.log(f)!r}" for f in freqs]
     prev = ""
