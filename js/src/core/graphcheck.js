@@ -9,7 +9,9 @@ import { MetadataError, ModelFileError, NonFiniteError } from "./errors.js";
 import { pyStr } from "./protobuf.js";
 import { pyRepr } from "./schema.js";
 import { INPUT_TOKENS, KEYS, LIMITS, NEWER_OPERATORS, OPERATORS, OPSETS } from "./schemas.js";
+import { Budget } from "./budget.js";
 import { ShapeRefused, broadcast, elements, inferShapes, sameShape } from "./shapes.js";
+import { byteSize } from "./util.js";
 
 // onnx's TensorProto.DataType codes of the tensors rnnkit writes, and their sizes in bytes
 const ITEMSIZE = { 1: 4, 2: 1, 3: 1, 6: 4, 7: 8 };
@@ -23,41 +25,6 @@ const FOLDABLE = new Set(["Constant", "Cast", "Mul"]); // nodes allowed to compu
 const ALLOWED = Object.fromEntries(Object.entries(OPERATORS).map(([mode, ops]) => [mode, new Set(ops)]));
 const REPLACING = new TextDecoder("utf-8"); // replacement characters, as Python's decode(errors="replace")
 const repr = (v) => pyRepr(v, Infinity, { floats: false });
-
-/** `n` bytes for a message: "512 bytes", "1.5 MiB" (runtime/text.py byte_size). */
-export function byteSize(n) {
-  for (const [unit, scale] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]]) {
-    if (n >= scale) return `${(n / scale).toFixed(1)} ${unit}`;
-  }
-  return `${n.toFixed(0)} bytes`;
-}
-
-/** The memory a session call needs, from the model's declared sizes (graphcheck.Budget). */
-export class Budget {
-  constructor(rowBytes, stateBytes, weightBytes, maxCallBytes = LIMITS.DEFAULT_CALL_BYTES) {
-    this.rowBytes = rowBytes;
-    this.stateBytes = stateBytes;
-    this.weightBytes = weightBytes;
-    this.maxCallBytes = maxCallBytes;
-    Object.freeze(this);
-  }
-
-  callBytes(batch, seq) {
-    return batch * (seq * this.rowBytes + 2 * this.stateBytes);
-  }
-
-  /** The most rows a call of one step may have. */
-  maxBatch() {
-    return Math.floor(this.maxCallBytes / (this.rowBytes + 2 * this.stateBytes));
-  }
-
-  /** The longest sequence a call of `batch` rows may have (0: not even one token fits). */
-  maxSeq(batch) {
-    batch = Math.max(batch, 1);
-    const room = this.maxCallBytes - batch * 2 * this.stateBytes;
-    return Math.max(0, Math.floor(room / (batch * this.rowBytes)));
-  }
-}
 
 /** The (domain.)operators a file of this quantization metadata may use (graphcheck.operators_for). */
 export function operatorsFor(quantization) {
