@@ -215,7 +215,7 @@ def _all_cases() -> dict[str, Case]:
 
 EXTRA_CASES = ("cases_graph", "cases_files", "cases_numbers", "cases_streams", "cases_evaluate",
                "cases_embeddings", "cases_training", "cases_tokenizers", "cases_format3", "cases_factory",
-               "cases_module", "cases_verify", "cases_js")
+               "cases_module", "cases_verify", "cases_js", "cases_distributed")
 ALL_CASES = _all_cases()
 
 

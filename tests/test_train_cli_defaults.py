@@ -17,7 +17,7 @@ from rnnkit.runtime.errors import ConfigError  # noqa: E402
 from rnnkit.runtime.tokenizers import SEGMENTERS  # noqa: E402
 from rnnkit.train import cli as cli_module  # noqa: E402
 from rnnkit.train.cli import train  # noqa: E402
-from rnnkit.train.config import LEVELS, TrainConfig  # noqa: E402
+from rnnkit.train.config import AMP_MODES, LEVELS, TrainConfig  # noqa: E402
 
 # Fields deliberately left off the CLI; a new field must get an option or a line here.
 NOT_ON_CLI = {
@@ -29,7 +29,7 @@ INVERTED = {"normalize": "no_normalize", "hmm": "no_hmm"}
 # Options that steer the run rather than configure it.
 CLI_ONLY = {"resume", "quiet"}
 # What TrainConfig.__post_init__ accepts for each Choice option.
-ACCEPTED = {"task": TASKS, "cell": CELLS, "level": LEVELS, "tokenizer": SEGMENTERS}
+ACCEPTED = {"task": TASKS, "cell": CELLS, "level": LEVELS, "tokenizer": SEGMENTERS, "amp": AMP_MODES}
 
 
 def field_defaults() -> dict[str, Any]:

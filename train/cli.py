@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any
@@ -13,7 +14,8 @@ from click.core import ParameterSource
 from rnnkit.runtime.contract import CELLS, TASKS
 from rnnkit.runtime.tokenizers import SEGMENTERS
 
-from .config import LEVELS, TrainConfig
+from .config import AMP_MODES, LEVELS, TrainConfig
+from .distributed import in_worker
 from .embeddings import describe, probe_embeddings
 from .trainer import train as run_training
 
@@ -90,6 +92,21 @@ def _option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable
 @_option("device", show_default=True, help="auto, cpu or cuda (cuDNN kernels on a GPU).")
 @_option("threads", type=click.IntRange(1), help="CPU threads for torch.")
 @_option("save_every", type=click.IntRange(1), show_default=True, help="Steps between resumable snapshots (last.pt).")
+@_option("nproc_per_node", type=click.IntRange(1), show_default=True,
+         help="Worker processes on this node (torchrun's elastic launcher); --batch-size stays the global "
+              "batch, split between them, so it must divide by the workers.")
+@_option("nnodes", metavar="N|MIN:MAX", show_default=True,
+         help="Nodes of the run (torchrun's --nnodes); more than 1 needs --rdzv-endpoint.")
+@_option("rdzv_endpoint", metavar="HOST:PORT",
+         help="Many nodes: where they meet (torchrun's c10d rendezvous), the same on every node. "
+              "Default: one node, a standalone rendezvous on a free local port.")
+@_option("node_rank", type=click.IntRange(0),
+         help="Many nodes: this node's fixed rank (a static rendezvous at --rdzv-endpoint, the host of rank 0). "
+              "Default: ranks as the nodes arrive.")
+@_option("max_restarts", type=click.IntRange(0), show_default=True,
+         help="Restart the workers this many times after one fails; they resume from last.pt.")
+@_option("amp", type=click.Choice(AMP_MODES),
+         help="Mixed precision on CUDA: bf16 or fp16 autocast (fp16 with a gradient scaler). Default: float32.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @_option("force", is_flag=True,
          help="Start over in an --out that holds a run: remove its checkpoints and reports (nothing else).")
@@ -103,10 +120,15 @@ def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options
     each epoch end) and metrics.json, the curves to OUT/loss.png. One run writes a folder at
     a time: a second one into the same --out is refused.
 
+    --nproc-per-node N trains on N processes (torchrun's elastic launcher, gloo on CPU, nccl on
+    CUDA with one GPU a worker); `torchrun --nproc-per-node N -m rnnkit.train ...` does the same
+    with torchrun as the launcher. A run may resume under another number of processes.
+
     \b
     Examples:
       rnnkit train --task tag --data builtin:hello --out runs/hello
       rnnkit train --task classify --data builtin:reviews --level word --out runs/sentiment
+      rnnkit train --task lm --data corpus.txt --nproc-per-node 2 --out runs/lm
     """
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -114,7 +136,12 @@ def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options
         options["embed"] = _embed_size(options["embeddings"], options["embed"])
     config = TrainConfig(normalize=None if no_normalize else _DEFAULTS["normalize"], hmm=not no_hmm, **options)
     result = run_training(config, resume=resume, progress=not quiet)
+    if in_worker() and os.environ.get("RANK") != "0":  # under torchrun every worker runs this: rank 0 reports
+        return
     m = result.metrics
+    if not m:  # a node of a many-node run without rank 0, which writes the folder on its own node
+        click.echo(f"this node's workers finished; rank 0 wrote the run to {result.out} on its node")
+        return
     sizes = result.split.get("sizes", {})
     click.echo(f"split (seed {config.seed}): train {sizes.get('train')}, valid {sizes.get('valid')}, "
                f"test {sizes.get('test')}")
@@ -127,6 +154,9 @@ def train(resume: bool, quiet: bool, no_normalize: bool, no_hmm: bool, **options
     if "tokens_per_second" in m:
         click.echo(f"trained {m.get('train_tokens', 0):,} tokens in {m.get('train_seconds', 0):.1f}s "
                    f"({m['tokens_per_second']:,.0f} tokens/s)")
+    workers = m.get("world_size", 1)
+    click.echo(f"processes: {workers} ({'one process' if workers == 1 else f'{workers} workers'} on "
+               f"{m.get('device', config.device)})")
     click.echo(f"checkpoint: {result.checkpoint}")
     for name, path in result.files.items():
         click.echo(f"{name.replace('_', '.')}: {path}")

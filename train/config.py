@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -14,8 +15,9 @@ from rnnkit.runtime.errors import ConfigError, DataError, MetadataError
 from rnnkit.runtime.tokenizers import SEGMENTERS
 from rnnkit.runtime.vocab import Vocabulary
 
-__all__ = ["DEFAULT_EPOCHS", "DEFAULT_LOOKAHEAD", "LEVELS", "MAX_PARAMETERS", "MAX_SEED", "MAX_STEP_ELEMENTS",
-           "MAX_THREADS", "TrainConfig", "check_exportable_model", "check_model_size"]
+__all__ = ["AMP_MODES", "DEFAULT_EPOCHS", "DEFAULT_LOOKAHEAD", "LAUNCH_OPTIONS", "LEVELS", "MAX_PARAMETERS", "MAX_SEED",
+           "MAX_STEP_ELEMENTS", "MAX_THREADS", "MAX_WORKERS", "TrainConfig", "check_exportable_model",
+           "check_model_size", "node_range"]
 
 DEFAULT_LOOKAHEAD = 2  # tokens a tagger reads past a token before tagging it
 DEFAULT_EPOCHS = 10  # passes over the data when epochs is not given (more when min_steps needs them)
@@ -27,6 +29,13 @@ MAX_THREADS = 1024  # torch starts every thread it is told to (100,000 crash it)
 # leaves room for the graph and the metadata.
 MAX_PARAMETERS = 500_000_000
 MAX_STEP_ELEMENTS = 1 << 31  # floats in one step's logits and states (8 GiB): no step that size fits memory
+MAX_WORKERS = 1024  # processes per node, and nodes: beyond it a value is a typo (no node has more cores or GPUs)
+AMP_MODES = ("bf16", "fp16")  # autocast dtypes on CUDA (fp16 with a gradient scaler)
+# How a run is launched (workers, nodes, restarts, mixed precision), not what it computes: a run may
+# resume under other values of these (resumed_config and the checkpoint identity checks skip them).
+LAUNCH_OPTIONS = ("nproc_per_node", "nnodes", "rdzv_endpoint", "node_rank", "max_restarts", "amp")
+_NNODES = re.compile(r"[0-9]{1,9}(:[0-9]{1,9})?")
+_ENDPOINT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:(?P<port>[0-9]{1,9}))?")
 _MANY = 10**12  # a count no run reaches (steps, examples, a frequency): beyond it a value is a typo
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 _MOST_EPOCHS = 1_000_000
@@ -36,10 +45,10 @@ _INTS = {
     "layers": (1, MAX_DIM), "embed": (1, MAX_DIM), "hidden": (1, MAX_DIM), "min_steps": (0, _MANY),
     "batch_size": (1, 1 << 20), "bptt": (1, 1 << 20), "max_len": (1, 1 << 20), "patience": (0, 1_000_000),
     "min_freq": (1, _MANY), "save_every": (1, _MANY), "valid_sample": (1, _MANY), "seed": (0, MAX_SEED),
-    "lookahead": (0, MAX_LOOKAHEAD),
+    "lookahead": (0, MAX_LOOKAHEAD), "nproc_per_node": (1, MAX_WORKERS), "max_restarts": (0, 1000),
 }
 _OPTIONAL_INTS = {"epochs": (1, _MOST_EPOCHS), "max_steps": (1, _MANY), "max_vocab": (5, MAX_VOCAB),
-                  "limit": (1, _MANY), "threads": (1, MAX_THREADS)}
+                  "limit": (1, _MANY), "threads": (1, MAX_THREADS), "node_rank": (0, MAX_WORKERS - 1)}
 # Float fields: name → (least, most or None, least allowed, most allowed). NaN and infinity never are.
 _FLOATS = {
     "lr": (0.0, None, False, True), "weight_decay": (0.0, None, True, True), "clip": (0.0, None, False, True),
@@ -71,6 +80,15 @@ class TrainConfig:
     :mod:`rnnkit.train.embeddings`) whose rows start the embedding of the tokens they cover;
     their size must be ``embed``. ``freeze_embeddings`` keeps the whole embedding as it starts
     (not with ``tie_weights``, which would freeze the output layer too).
+
+    ``nproc_per_node`` > 1 trains on that many processes through torchrun's elastic launcher
+    (:mod:`rnnkit.train.launch`); ``batch_size`` stays the global batch, split across all the
+    workers, so it must divide by their number. ``nnodes`` (``"2"`` or ``"1:4"``),
+    ``rdzv_endpoint`` (``host:port``, needed by more than one node) and ``node_rank`` (a fixed
+    rank for this node: a static rendezvous) are torchrun's; ``max_restarts`` restarts the
+    workers that many times after a failure, each time from ``last.pt``. ``amp`` (``"bf16"`` or
+    ``"fp16"``) trains under autocast on a CUDA device. None of these changes what a run
+    computes beyond float rounding, and a run may resume under other values of them.
     """
 
     task: str
@@ -115,6 +133,12 @@ class TrainConfig:
     valid_sample: int = 2000  # validation examples kept in the checkpoint (int8 checks at export)
     embeddings: str | None = None  # pretrained word vectors (word2vec text or binary, GloVe) for the embedding
     freeze_embeddings: bool = False  # keep the embedding as the vectors give it (needs embeddings)
+    nproc_per_node: int = 1  # workers on this node; more than 1 launches them through torchrun's elastic launcher
+    nnodes: str = "1"  # torchrun's --nnodes: "2", or "1:4" for an elastic range of nodes
+    rdzv_endpoint: str | None = None  # host:port of the rendezvous (c10d) for many nodes; None: standalone, one node
+    node_rank: int | None = None  # this node's fixed rank (a static rendezvous); None: ranks as nodes arrive
+    max_restarts: int = 0  # torchrun's elastic restarts after a worker fails; restarted workers resume from last.pt
+    amp: str | None = None  # bf16 | fp16: autocast on CUDA (fp16 with a gradient scaler); None: float32
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -153,6 +177,7 @@ class TrainConfig:
             raise ConfigError(f"--tie-weights needs embed == hidden (got embed={self.embed}, "
                               f"hidden={self.hidden}); set --embed equal to --hidden or drop --tie-weights")
         self._check_embeddings()
+        self._check_launch()
 
     def epochs_for(self, steps_per_epoch: int) -> int:
         """The epochs a run makes when an epoch is ``steps_per_epoch`` optimizer steps.
@@ -186,6 +211,36 @@ class TrainConfig:
         if self.freeze_embeddings and self.tie_weights:
             raise ConfigError("--freeze-embeddings with --tie-weights would freeze the output layer too (they are "
                               "one matrix); drop one of them")
+
+    def _check_launch(self) -> None:
+        """The launch options alone; a worker also checks ``batch_size`` against its real world size."""
+        if isinstance(self.nnodes, numbers.Integral) and not isinstance(self.nnodes, bool):
+            object.__setattr__(self, "nnodes", str(self.nnodes))
+        least, most = node_range(self.nnodes)
+        if self.rdzv_endpoint is not None:
+            _check_endpoint(self.rdzv_endpoint)
+        if most > 1 and self.rdzv_endpoint is None:
+            raise ConfigError(f"--nnodes {self.nnodes} needs --rdzv-endpoint HOST:PORT, where the nodes meet "
+                              "(the same on every node)")
+        if self.node_rank is not None:
+            if self.rdzv_endpoint is None:
+                raise ConfigError("--node-rank needs --rdzv-endpoint HOST:PORT (the host of rank 0)")
+            if least != most:
+                raise ConfigError(f"--node-rank fixes this node's rank, which needs a fixed number of nodes; "
+                                  f"--nnodes is {self.nnodes}: give one number or drop --node-rank")
+            if self.node_rank >= most:
+                raise ConfigError(f"node-rank must be in 0..{most - 1} for --nnodes {self.nnodes}, "
+                                  f"got {self.node_rank}")
+        workers = self.nproc_per_node * least
+        if self.batch_size % workers:
+            raise ConfigError(f"--batch-size {self.batch_size} is the global batch and must divide by the "
+                              f"{workers} workers (--nproc-per-node {self.nproc_per_node}"
+                              f"{f' × --nnodes {least}' if least > 1 else ''}); choose a multiple of {workers}")
+        if self.amp is not None and self.amp not in AMP_MODES:
+            raise ConfigError(f"amp must be bf16 or fp16 (or None), got {_shown(self.amp)}")
+        if self.amp is not None and self.device == "cpu":
+            raise ConfigError(f"--amp {self.amp} trains under CUDA autocast: it needs --device cuda (or auto "
+                              "on a machine with a GPU), not --device cpu")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -246,6 +301,34 @@ def check_exportable_model(config: TrainConfig, *, tokenizer: dict[str, Any], vo
         raise DataError(f"a model trained on this data could not be exported: a token or label holds "
                         f"U+{ord(e.object[e.start]):04X}, a lone surrogate no model file can spell; fix the data",
                         path=c.data) from e
+
+
+def node_range(nnodes: Any) -> tuple[int, int]:
+    """The (least, most) nodes of torchrun's ``--nnodes``: ``"2"`` → (2, 2), ``"1:4"`` → (1, 4).
+
+    >>> node_range("1:4")
+    (1, 4)
+    """
+    if not isinstance(nnodes, str):
+        raise TypeError(f"nnodes must be a string such as '2' or '1:4', got {type(nnodes).__name__}")
+    if not _NNODES.fullmatch(nnodes):
+        raise ConfigError(f"nnodes must be a number of nodes or a range MIN:MAX (2, 1:4), got {_shown(nnodes)}")
+    least, _, most = nnodes.partition(":")
+    bounds = int(least), int(most or least)
+    if not 1 <= bounds[0] <= bounds[1] <= MAX_WORKERS:
+        raise ConfigError(f"nnodes must be 1..{MAX_WORKERS} nodes, or MIN:MAX with 1 ≤ MIN ≤ MAX ≤ {MAX_WORKERS}, "
+                          f"got {_shown(nnodes)}")
+    return bounds
+
+
+def _check_endpoint(endpoint: Any) -> None:
+    if not isinstance(endpoint, str):
+        raise TypeError(f"rdzv_endpoint must be a string HOST:PORT, got {type(endpoint).__name__}")
+    match = _ENDPOINT.fullmatch(endpoint)
+    port = match and match["port"]
+    if not match or (port is not None and not 1 <= int(port) <= 65535):
+        raise ConfigError(f"rdzv-endpoint must be HOST:PORT (a host name or address, a port 1..65535), "
+                          f"got {_shown(endpoint)}")
 
 
 def _recurrent_parameters(cell: str, layers: int, embed: int, hidden: int) -> int:

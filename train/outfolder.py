@@ -9,14 +9,15 @@ from typing import Any
 from rnnkit.runtime.errors import CheckpointError, ConfigError, WriteError
 
 from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint
-from .config import TrainConfig
+from .config import LAUNCH_OPTIONS, TrainConfig
 
 __all__ = ["LOCK_NAME", "OUTPUT_NAMES", "killed_before_first_snapshot", "resumed_config", "start_over"]
 
 log = logging.getLogger(__name__)
-# Options that may differ between an interrupted run and its resumption: where it runs, and
-# how the folder is spelled (it is the folder the run was loaded from); --force only steers a start.
-_RESUMABLE_CHANGES = ("device", "threads", "out", "force")
+# Options that may differ between an interrupted run and its resumption: where it runs and on how
+# many processes (LAUNCH_OPTIONS: the workers, nodes, restarts and --amp), and how the folder is
+# spelled (it is the folder the run was loaded from); --force only steers a start.
+_RESUMABLE_CHANGES = ("device", "threads", "out", "force", *LAUNCH_OPTIONS)
 # What a run writes into --out: all that --force removes (anything else there is left alone).
 OUTPUT_NAMES = (BEST_NAME, LAST_NAME, "metrics.csv", "metrics.json", "loss.png")
 LOCK_NAME = ".rnnkit-train.lock"  # held (flock) by the run writing the folder

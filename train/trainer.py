@@ -1,4 +1,8 @@
-"""The training loop: AdamW, clipping, warmup + cosine schedule, early stopping, resume."""
+"""The training loop: AdamW, clipping, warmup + cosine schedule, early stopping, resume.
+
+On several workers (``distributed``) every rank runs this loop on its share of each global batch,
+through DistributedDataParallel; what the run writes is rank 0's (``runstate``).
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,28 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rnnkit.runtime.errors import CheckpointError, ConfigError, MetadataError, TrainingError
-from rnnkit.runtime.files import check_replaceable, check_writable, exclusive_lock
+from rnnkit.runtime.files import exclusive_lock
 from rnnkit.runtime.vocab import Vocabulary
 
 from .batches import LMStream, SequenceSet, encode_split, largest_batch, tokenize_examples
 from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint, save_checkpoint
 from .config import DEFAULT_EPOCHS, TrainConfig, check_exportable_model, check_model_size
 from .data import check_exportable, load_data, split_examples
+from .distributed import World, in_worker, restart_count, share
 from .embeddings import check_dimension, probe_embeddings, read_embeddings
-from .evaluate import batch_loss, evaluate, primary_metric
+from .evaluate import batch_loss, evaluate, evaluate_sums, loss_sum, metrics_from, primary_metric, rows_of, target_count
 from .model import ModelConfig, RNNModel, detach_state
-from .outfolder import LOCK_NAME, OUTPUT_NAMES, killed_before_first_snapshot, resumed_config, start_over
-from .report import curve_every, plot_loss, write_metrics
-from .resume_checks import check_resumable, check_resume_fits
+from .outfolder import LOCK_NAME
+from .precision import Precision
+from .report import curve_every
+from .runstart import TrainResult, busy_message, check_out, restarted, start_from
+from .runstate import Snapshots, rank_seed
 from .tokenizing import choose_tokenizer
 
 __all__ = ["TrainResult", "train"]
@@ -36,19 +42,6 @@ log = logging.getLogger(__name__)
 # the run have passed since the last one that did: a run of many tiny epochs (small data repeated
 # to reach min_steps) would otherwise spend its time writing files; epochs that long always write.
 _EPOCH_END_WRITES = 20
-
-
-@dataclass
-class TrainResult:
-    out: Path
-    checkpoint: Path
-    metrics: dict[str, Any]
-    history: list[dict[str, Any]]
-    split: dict[str, Any]
-    files: dict[str, Path] = field(default_factory=dict)
-    skipped: int = 0  # malformed lines left out (--skip-bad)
-    curve: list[dict[str, Any]] = field(default_factory=list)  # the logged (smoothed) training loss, by step
-    embeddings: dict[str, Any] | None = None  # what --embeddings covered (as in metrics.json)
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool | None = None) -> TrainResult:
@@ -77,56 +70,65 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool | None = 
     >>> cfg = TrainConfig(task="tag", data="builtin:hello", out="runs/hello")  # 300 one-step epochs
     >>> train(cfg).metrics["valid"]["accuracy"]  # doctest: +SKIP
     1.0
+
+    ``config.nproc_per_node`` > 1 (or ``nnodes`` other than "1") starts the workers through
+    torchrun's elastic launcher (:func:`rnnkit.train.launch.launch`); in a worker (RANK and
+    WORLD_SIZE set, as torchrun sets them) this trains that worker's share. A restarted worker
+    resumes from ``out/last.pt`` by itself.
     """
-    out = Path(config.out)
-    if resume and config.force:
-        raise ConfigError("--force starts the run in --out over and --resume continues it: pass one of them")
-    if resume and not out.is_dir():
-        raise CheckpointError(f"nothing to resume in {out}: no {LAST_NAME}; start the run without --resume")
-    check_writable(out, "--out folder")  # before the data is read and an epoch is spent
-    for name in OUTPUT_NAMES:  # a device or a pipe planted under an output's name is never replaced
-        check_replaceable(out / name)
+    if (config.nproc_per_node > 1 or config.nnodes != "1") and not in_worker():
+        from .launch import launch
 
-    def busy(pid: str) -> str:  # a function, not a template: the folder's name may hold "{" or "}"
-        return f"{out} is in use by another training run (pid {pid}); wait for it to end or choose another --out"
+        return launch(config, resume=resume, progress=progress)
+    if in_worker() and restart_count():
+        resume, config = restarted(config, resume)
+    world = World.from_env(config.device)
+    if world.distributed:
+        return _train_worker(config, world, resume=resume, progress=progress)
+    check_out(config, resume)
 
-    with exclusive_lock(out / LOCK_NAME, busy):
+    with exclusive_lock(Path(config.out) / LOCK_NAME, busy_message(Path(config.out))):
         shown = _stderr_is_terminal() if progress is None else bool(progress)
-        return _train_locked(config, out, resume=resume, progress=shown)
+        return _train_locked(config, Path(config.out), resume=resume, progress=shown)
 
 
 def _train_locked(config: TrainConfig, out: Path, *, resume: bool, progress: bool) -> TrainResult:
-    state = None
-    if resume and not (out / LAST_NAME).is_file() and killed_before_first_snapshot(out, config):
-        log.warning("the run in %s stopped before its first snapshot (%s); starting it again", out, LAST_NAME)
-        resume = False
-    elif resume:
-        if not (out / LAST_NAME).is_file():
-            raise CheckpointError(f"nothing to resume in {out}: no {LAST_NAME}; start the run without --resume")
-        state = load_checkpoint(out, name=LAST_NAME)
-        check_resumable(state, out / LAST_NAME)
-        config = resumed_config(config, state)
-        if state["progress"].get("done"):
-            best = load_checkpoint(out)
-            if "test" in best.get("metrics", {}):
-                log.info("the run in %s already finished; nothing to resume", out)
-                return _result_from(out, best)
-            # Stopped after its last epoch but before the test and the final reports: do those.
-    elif not config.force and ((out / LAST_NAME).exists() or (out / BEST_NAME).exists()):
-        raise ConfigError(f"{out} already holds a training run: pass --resume to continue it, "
-                          "--force to start over, or choose another --out")
+    config, state, finished = start_from(config, out, resume=resume)
+    if finished is not None:
+        return finished
     # With --force the previous run's files stay until the new run writes its first (_Run._clear_old_run).
     return _Run(config, state, progress).run()
 
 
-class _Run:
-    def __init__(self, config: TrainConfig, resumed: dict | None, progress: bool) -> None:
+def _train_worker(config: TrainConfig, world: World, *, resume: bool, progress: bool | None) -> TrainResult:
+    """One worker of several: rank 0 checks and locks --out and reads last.pt; every rank trains."""
+    if config.batch_size % world.world_size:
+        raise ConfigError(f"--batch-size {config.batch_size} is the global batch and must divide by the "
+                          f"{world.world_size} workers; choose a multiple of {world.world_size}")
+    out = Path(config.out)
+    with world.session(), contextlib.ExitStack() as held:
+        def claim() -> tuple[TrainConfig, dict | None, TrainResult | None]:
+            check_out(config, resume)
+            held.enter_context(exclusive_lock(out / LOCK_NAME, busy_message(out)))
+            return start_from(config, out, resume=resume)
+
+        config, state, finished = world.main_decides(claim)
+        if finished is not None:
+            return finished
+        shown = world.is_main and (_stderr_is_terminal() if progress is None else bool(progress))
+        return _Run(config, state, shown, world).run()
+
+
+class _Run(Snapshots):
+    def __init__(self, config: TrainConfig, resumed: dict | None, progress: bool, world: World | None = None) -> None:
         self.config = c = config
+        self.world = world = world or World()
         self.out = Path(c.out)
         self.progress_bar = progress
         if c.threads:
             torch.set_num_threads(c.threads)
-        self.device = _device(c.device)
+        self.device = world.device if world.distributed else _device(c.device)
+        self.precision = Precision(c.amp, self.device)
         started = time.perf_counter()
         if c.embeddings and not resumed:  # vectors of the wrong size are refused before the data is read
             check_dimension(probe_embeddings(c.embeddings), c.embed)
@@ -180,6 +182,10 @@ class _Run:
                                 else self.train_data.n_batches(c.batch_size))
         if self.steps_per_epoch == 0:
             raise ConfigError(f"the training split of {c.data} is too small to make one batch")
+        if c.task == "lm" and self.train_data.data.shape[0] < world.world_size:
+            raise ConfigError(f"the training text of {c.data} makes {self.train_data.data.shape[0]} stream rows, fewer "
+                              f"than the {world.world_size} workers that would each carry some; use fewer workers "
+                              "or more text")
         self.epochs = c.epochs_for(self.steps_per_epoch)
         if c.epochs is None and self.epochs > DEFAULT_EPOCHS:
             log.info("%d steps an epoch: %d epochs make the %d steps of --min-steps", self.steps_per_epoch,
@@ -205,8 +211,15 @@ class _Run:
         self.carry = None
         self.saved_step: int | None = None  # the step of the last.pt this run wrote or resumed from
         self.old_run_left = c.force  # --force: the previous run's files, until this run writes its first
+        if world.rank:  # rank 0 draws dropout as one process does; every other rank from a stream of its own
+            torch.manual_seed(rank_seed(c.seed, world.rank))
         if resumed:
             self._restore(resumed)
+        # The step runs through DDP, which averages the gradients; the model itself keeps its plain names.
+        self.net = self.model
+        if world.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
 
     def _pretrained(self, resumed: dict | None) -> dict[str, Any] | None:
         """Start the embedding rows from --embeddings and freeze them if asked; the record of what was covered.
@@ -292,24 +305,54 @@ class _Run:
 
     def _step(self, batch) -> float:
         c, dev = self.config, self.device
-        batch.tokens, batch.targets = batch.tokens.to(dev), batch.targets.to(dev)
-        loss, _, state = batch_loss(self.model, batch, c.task, self.carry)
-        if c.task == "lm":
-            self.carry = detach_state(state)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
-        # One sync for both, as loss.item() alone cost; checked before the step changes a weight.
-        value, norm_value = torch.stack([loss.detach(), norm.to(loss.device)]).tolist()
+        if self.world.distributed:
+            loss, value, norm_value = self._shard_step(batch)
+        else:
+            batch.tokens, batch.targets = batch.tokens.to(dev), batch.targets.to(dev)
+            with self.precision.autocast():
+                loss, _, state = batch_loss(self.model, batch, c.task, self.carry)
+            if c.task == "lm":
+                self.carry = detach_state(state)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.precision.backward(loss)
+            norm = self.precision.unscale_and_clip(self.optimizer, self.model.parameters(), c.clip)
+            # One sync for both, as loss.item() alone cost; checked before the step changes a weight.
+            value, norm_value = torch.stack([loss.detach().float(), norm.to(loss.device)]).tolist()
         if not math.isfinite(value):
             raise self._diverged(f"the loss is {value}", after=False)
-        if not math.isfinite(norm_value):
+        if not math.isfinite(norm_value) and not self.precision.skips_overflow:  # fp16: the scaler skips the step
             raise self._diverged(f"the gradient norm is {norm_value}", after=False)
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
         self.scheduler.step()
         self.pos["step"] += 1
         self.pos["tokens"] += batch.n_tokens
         return value
+
+    def _shard_step(self, batch) -> tuple[torch.Tensor, float, float]:
+        """Backward on this worker's rows of the global ``batch``: (loss, the global mean loss, the gradient norm).
+
+        The loss is the rows' sum over the global batch's target count, times the workers, so
+        DDP's average of the gradients is the one-process gradient of the global mean. A rank left
+        without rows (a short last batch) runs one row at weight 0: every rank joins each all-reduce.
+        """
+        c, dev, w = self.config, self.device, self.world
+        count = max(target_count(batch, c.task), 1)
+        mine, weight = rows_of(batch, share(len(batch.tokens), w.rank, w.world_size)), 1.0
+        if len(mine.tokens) == 0:
+            mine, weight = rows_of(batch, slice(0, 1)), 0.0
+        mine.tokens, mine.targets = mine.tokens.to(dev), mine.targets.to(dev)
+        with self.precision.autocast():
+            total, state = loss_sum(self.net, mine, c.task, self.carry)
+        if c.task == "lm":
+            self.carry = detach_state(state)
+        loss = total * (weight * w.world_size / count)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.precision.backward(loss)
+        norm = self.precision.unscale_and_clip(self.optimizer, self.model.parameters(), c.clip)
+        # One all-reduce: the global loss sum (NaN on any rank is NaN on all); the norm is the same on every rank.
+        summed, norm_value = w.sum_tensor(torch.stack([total.detach().float() * weight, norm.to(total.device)
+                                                       / w.world_size])).tolist()
+        return loss, summed / count, norm_value
 
     def _diverged(self, what: str, *, after: bool = True) -> TrainingError:
         """The error that stops a run whose numbers stopped being numbers; nothing of it was saved.
@@ -371,7 +414,7 @@ class _Run:
             log.info("no improvement for %d epochs: stopping early", c.patience)
         done = stop_early or pos["step"] >= self.planned or pos["epoch"] + 1 >= self.epochs
         write = done or self.written_step is None or pos["step"] - self.written_step >= self.write_every
-        if improved:  # the weights are copied when kept for a later write: training goes on changing them
+        if improved and self.world.is_main:  # the weights are copied when kept for a later write
             self.best_payload = self._payload(best=True, metrics={"valid": valid}, copy=not write)
         pos["epoch"] += 1
         pos.update(batch=0, loss_sum=0.0, loss_count=0, done=done)
@@ -382,11 +425,16 @@ class _Run:
             self.written_step = pos["step"]
 
     def _evaluate(self, data) -> dict[str, float]:
-        return evaluate(self.model, data, self.config.task, tag_scheme=self.dataset.tag_scheme,
-                        labels=self.labels, device=self.device)
+        c, w = self.config, self.world
+        if not w.distributed:
+            return evaluate(self.model, data, c.task, tag_scheme=self.dataset.tag_scheme, labels=self.labels,
+                            device=self.device)
+        sums = evaluate_sums(self.model, data, c.task, tag_scheme=self.dataset.tag_scheme, labels=self.labels,
+                             device=self.device, rows=lambda n: share(n, w.rank, w.world_size))
+        return metrics_from(w.sum_all(sums), c.task, self.dataset.tag_scheme)
 
     def _finish(self) -> TrainResult:
-        best = load_checkpoint(self.out)
+        best = self.world.main_decides(lambda: load_checkpoint(self.out))
         self.model.load_state_dict(best["model"])
         if len(self.test_data):
             test = self._evaluate(self.test_data)
@@ -396,108 +444,16 @@ class _Run:
         metrics = {**best["metrics"], "test": test, "best_epoch": self.pos["best_epoch"],
                    "selected_on": self.selected_on,
                    "train_seconds": round(self.pos["seconds"], 3), "train_tokens": self.pos["tokens"],
-                   "tokens_per_second": self.pos["tokens"] / max(self.pos["seconds"], 1e-9)}
+                   "tokens_per_second": self.pos["tokens"] / max(self.pos["seconds"], 1e-9),
+                   "world_size": self.world.world_size, "device": str(self.device)}
         best["metrics"] = metrics
         best["history"] = self.history
         best["curve"] = self.curve
-        save_checkpoint({k: v for k, v in best.items() if k not in _HEADER}, self.out / BEST_NAME)
+        if self.world.is_main:
+            save_checkpoint({k: v for k, v in best.items() if k not in _HEADER}, self.out / BEST_NAME)
         files = self._write_reports(metrics)
         return TrainResult(self.out, self.out / BEST_NAME, metrics, self.history, self.split.summary(), files,
                            self.dataset.skipped, embeddings=self.embeddings, curve=self.curve)
-
-    # -- checkpoints ------------------------------------------------------------------------
-    def _payload(self, *, best: bool, metrics: dict | None = None, copy: bool = False) -> dict[str, Any]:
-        """What checkpoint.pt (``best``) or last.pt holds now; ``copy``: weights later steps leave alone."""
-        c = self.config
-        payload = {
-            "task": c.task, "tag_scheme": self.dataset.tag_scheme,
-            "model_config": self.model_config.to_dict(), "train_config": c.to_dict(),
-            "tokenizer": self.tokenizer.to_config(), "vocab": self.vocab.tokens, "labels": self.labels,
-            "model": {k: v.detach().to("cpu", copy=copy) for k, v in self.model.state_dict().items()},
-            "progress": dict(self.pos), "history": list(self.history), "metrics": metrics or {},
-            "split": self.split.summary(),
-            "data": {"source": c.data, "fingerprint": self.dataset.fingerprint,
-                     "skipped": self.dataset.skipped},
-        }
-        if self.embeddings:
-            payload["embeddings"] = self.embeddings
-        if best:
-            # Examples the model was chosen on: the training split when there is no validation.
-            payload["valid_sample"] = _plain((self.split.valid or self.split.train)[: c.valid_sample])
-        else:
-            cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
-            payload.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
-                           curve=list(self.curve),
-                           rng={"torch": torch.get_rng_state(), "cuda": cuda},
-                           carry=None if self.carry is None else _to_cpu(self.carry))
-        return payload
-
-    def _clear_old_run(self) -> None:
-        """--force: remove the previous run's outputs once, just before this run writes its first file.
-
-        Every check of the new run's data and options has passed by then: a run that cannot
-        start (bad data, a model too large, an option export would refuse) leaves the old one as it was.
-        """
-        if self.old_run_left:
-            start_over(self.out)
-            self.old_run_left = False
-
-    def _flush_best(self) -> None:
-        """Write the best checkpoint kept since the last write; before last.pt, which names its epoch."""
-        if self.best_payload is not None:
-            self._clear_old_run()
-            save_checkpoint(self.best_payload, self.out / BEST_NAME)
-            self.best_payload = None
-
-    def _save_last(self) -> None:
-        self._check_finite_weights()
-        self._flush_best()
-        self._clear_old_run()
-        save_checkpoint(self._payload(best=False), self.out / LAST_NAME)
-        self.saved_step = self.pos["step"]
-
-    def _restore(self, ckpt: dict[str, Any]) -> None:
-        c = self.config
-        rows = self.train_data.data.shape[0] if c.task == "lm" else 0
-        check_resume_fits(ckpt, self.out / LAST_NAME, self.model, self.optimizer,
-                          batches_per_epoch=self.steps_per_epoch, planned=self.planned,
-                          carry_shape=(c.layers, rows, c.hidden) if c.task == "lm" else None)
-        try:
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            # Dropout on a GPU draws from the CUDA generator; a run moved to another device
-            # continues from the same weights, but not bit for bit.
-            if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:  # edited or foreign state
-            detail = " ".join(str(e).split())[:200]  # torch's messages span lines
-            raise CheckpointError(f"{self.out / LAST_NAME} cannot be resumed: {detail}") from e
-        self.pos.update(ckpt["progress"])
-        self.saved_step = self.pos["step"]
-        self.history = list(ckpt["history"])
-        self.curve = list(ckpt["curve"])
-        self.written_step = self.saved_step
-        carry = ckpt.get("carry")
-        self.carry = None if carry is None else _to_device(carry, self.device)
-        log.info("resuming at epoch %d, batch %d (step %d)", self.pos["epoch"] + 1, self.pos["batch"],
-                 self.pos["step"])
-
-    def _write_reports(self, final: dict | None = None) -> dict[str, Path]:
-        summary = {"config": self.config.to_dict(), "split": self.split.summary(),
-                   "metric": self.metric_name, "final": final or {}}
-        if self.embeddings:
-            summary["embeddings"] = self.embeddings
-        self._clear_old_run()
-        files = write_metrics(self.out, self.history, summary, self.curve)
-        if final is not None:
-            plot = plot_loss(self.out, self.history, f"{self.config.task} · {self.config.cell} · {self.config.data}",
-                             curve=self.curve, metric=self.metric_name)
-            if plot:
-                files["loss_png"] = plot
-        return files
-
     def _lr_factor(self, step: int) -> float:
         warm = int(self.config.warmup * self.planned)
         if step < warm:
@@ -507,14 +463,6 @@ class _Run:
 
 
 _HEADER = ("rnnkit_checkpoint", "rnnkit", "torch", "created")
-
-
-def _result_from(out: Path, best: dict[str, Any]) -> TrainResult:
-    names = {"metrics_csv": "metrics.csv", "metrics_json": "metrics.json", "loss_png": "loss.png"}
-    files = {key: out / name for key, name in names.items() if (out / name).is_file()}
-    return TrainResult(out, out / BEST_NAME, best.get("metrics", {}), best.get("history", []),
-                       best.get("split", {}), files, best.get("data", {}).get("skipped", 0),
-                       embeddings=best.get("embeddings"), curve=best.get("curve", []))
 
 
 def _device(name: str) -> torch.device:
@@ -548,18 +496,3 @@ def _logs_above(bar):
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     return logging_redirect_tqdm(tqdm_class=type(bar))
-
-
-def _plain(examples: list) -> list:
-    """Examples as lists of plain values (tuples become lists) for a weights-only checkpoint."""
-    return [list(e) if isinstance(e, tuple) else e for e in examples]
-
-
-def _to_cpu(state):
-    return tuple(s.cpu() for s in state) if isinstance(state, tuple) else state.cpu()
-
-
-def _to_device(state, device):
-    if isinstance(state, (tuple, list)):
-        return tuple(s.to(device) for s in state)
-    return state.to(device)
