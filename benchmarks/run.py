@@ -3,7 +3,7 @@
 P1 streaming step (batch 1) · P2 many streams · P3 quantized vs fp32 · P4 cold start and install
 size · P5 whole-text throughput · P6 training throughput · P7 live word streams · P8 hostile
 input (a 1 MB prompt's memory, the largest legal metadata's load time) · P9 the JavaScript
-runtime's step in Node and Chromium. Every figure is a
+runtime's step in Node and Chromium · P10 training on 1 process and on 2 workers. Every figure is a
 median over repeats with its spread; ratios come first, goals are printed next to them, and a
 missed goal says so. Results go to OUT/results.json.
 
@@ -33,7 +33,7 @@ from rnnkit.runtime.bench import bare_steps, batcher_speedup, median_time
 from .hostile import hostile_rows
 from .js import js_rows
 from .models import SIZES, SMALL, random_model, weight_bytes_per_step
-from .training import quantized_versus_fp32, training_throughput
+from .training import quantized_versus_fp32, training_on_workers, training_throughput
 from .word_stream import word_stream_rows
 
 CELLS = ("rnn", "gru", "lstm")
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="bench-out", help="folder for results.json")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller runs")
-    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6,P7,P8,P9", help="comma-separated sections")
+    parser.add_argument("--only", default="P1,P2,P3,P4,P5,P6,P7,P8,P9,P10", help="comma-separated sections")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         sections = {"P1": p1_step, "P2": p2_streams, "P3": quantized_versus_fp32, "P4": p4_cold_start,
                     "P5": p5_whole_text, "P6": training_throughput, "P7": word_stream_rows,
-                    "P8": hostile_rows, "P9": js_rows}
+                    "P8": hostile_rows, "P9": js_rows, "P10": training_on_workers}
         for name, fn in sections.items():
             if name in only:
                 results[name] = fn(work, args.quick)
