@@ -77,7 +77,8 @@ class Sampler:
         with np.errstate(over="ignore"):
             z = (z - np.max(z)) / self.temperature
         if self.top_k is not None and self.top_k < z.size:
-            kth = np.sort(z)[-int(self.top_k)]  # the k-th largest, duplicates counted: ties at it all stay
+            k = int(self.top_k)
+            kth = np.partition(z, -k)[-k]  # the k-th largest, duplicates counted: ties at it all stay
             z[z < kth] = -np.inf
         w = np.exp(z)  # the top token's weight is exp(0) = 1, so the total is ≥ 1
         if self.top_p is not None and self.top_p < 1:

@@ -36,7 +36,7 @@ if (!values.browser) {
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
-    await page.goto(`${server.url}js/tools/bench.html`);
+    await page.goto(`${server.url}js/test/browser/index.html`); // its import map; the tests run only when run.js asks
     const result = await page.evaluate(async ({ ids, repeats }) => {
       const rnnkit = await import("rnnkit");
       const ort = await import("onnxruntime-web");
